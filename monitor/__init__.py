@@ -1,0 +1,3 @@
+"""svarstid: a contact-centre response monitor."""
+
+__version__ = "0.1.0"
