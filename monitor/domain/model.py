@@ -239,3 +239,49 @@ class ProbeOutcome:
     bounced: bool = False
     bounce_permanent: bool | None = None
     message_keys: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """A past or pending probe, as the scheduler sees it."""
+
+    token: str
+    target_id: str
+    question_id: str
+    persona_id: str
+    state: ProbeState
+    planned_at: datetime
+    sent_at: datetime | None
+    outstanding: bool  # sent (or in flight) and neither answered nor final yet
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """How far the mailbox has been read; advances only after a message is committed."""
+
+    folder: str
+    uidvalidity: int
+    last_uid: int
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """An incoming mail with what svarstid concluded about it, as it is stored."""
+
+    message_key: str  # sha256 hex of the raw bytes: dedupe key across rescans
+    message_id: str | None
+    folder: str
+    uidvalidity: int
+    uid: int
+    received_at: datetime  # IMAP INTERNALDATE: when our server received it
+    from_address: str | None
+    subject: str
+    size: int
+    kind: MessageKind
+    permanent: bool | None
+    ticket_number: str | None
+    has_new_text: bool
+    probe_token: str | None
+    match_method: MatchMethod
+    defects: tuple[str, ...] = ()
+    raw: bytes | None = None  # dropped after the configured body retention
