@@ -188,6 +188,39 @@ def next_send_time(
     return _send_slot(calendar, politeness, now, _earliest(digest), target.id, digest.jitter_key)
 
 
+def send_now(
+    *,
+    now: datetime,
+    target: Target,
+    history: Sequence[ProbeRecord],
+    questions: Sequence[Question],
+    personas: Sequence[Persona],
+    calendar: OfficeCalendar,
+    politeness: Politeness,
+    opted_out: Callable[[str], bool],
+    force: bool = False,
+) -> SendDecision | Blocked:
+    """The probe for a manual ``send-now``: window, spacing and caps do not apply.
+
+    Pause, opt-out and question rotation always do; an outstanding probe blocks unless
+    ``force``. A failing address does not block: a manual send is how one retests it.
+    """
+    _require_inputs(now, personas)
+    context = _Context(now, questions, personas, lambda _: calendar, politeness, opted_out, ())
+    if reason := _standing_block(target, opted_out, ()):
+        return Blocked(target.id, reason, None)
+    digest = _digest([r for r in history if r.target_id == target.id], politeness)
+    if digest.in_flight and not force:
+        return Blocked(target.id, BlockReason.OUTSTANDING, None)
+    local_day = now.astimezone(calendar.timezone).date()
+    question = _choose_question(target.id, digest.counted, context, local_day)
+    if question is None:
+        return _no_question_left(context, target, digest, calendar)
+    return SendDecision(
+        target.id, question.id, _choose_persona(target.id, digest.counted, personas).id
+    )
+
+
 def optout_matcher(entries: Iterable[str]) -> Callable[[str], bool]:
     """A predicate for ``opted_out`` from an opt-out list.
 
@@ -213,9 +246,7 @@ def optout_matcher(entries: Iterable[str]) -> Callable[[str], bool]:
 def _assess_all(
     context: _Context, targets: Sequence[Target], history: Sequence[ProbeRecord]
 ) -> tuple[list[_Ready], list[Blocked]]:
-    _require_aware(context.now)
-    if not context.personas:
-        raise ValueError("no personas to sign probes with")
+    _require_inputs(context.now, context.personas)
     records_by_target = _group_by_target(history)
     ready: list[_Ready] = []
     blocked: list[Blocked] = []
@@ -465,6 +496,12 @@ def _unit_hash(*parts: str) -> float:
     """A number in [0, 1) fixed by the parts: reproducible jitter and tie-breaks."""
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _require_inputs(now: datetime, personas: Sequence[Persona]) -> None:
+    _require_aware(now)
+    if not personas:
+        raise ValueError("no personas to sign probes with")
 
 
 def _require_aware(moment: datetime) -> None:

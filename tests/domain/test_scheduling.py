@@ -18,6 +18,7 @@ from monitor.domain.scheduling import (
     next_send_time,
     optout_matcher,
     plan_sends,
+    send_now,
 )
 from monitor.domain.worktime import is_working_day
 
@@ -609,6 +610,74 @@ def test_a_thousand_targets_with_history_are_planned_in_one_call() -> None:
     decisions = [r for r in results if isinstance(r, SendDecision)]
     assert len(decisions) == 20
     assert all(d.question_id not in {q.id for q in QUESTIONS[:5]} for d in decisions)
+
+
+def manual(
+    target: Target = TARGET,
+    history: Sequence[ProbeRecord] = (),
+    *,
+    now: datetime = NOW,
+    force: bool = False,
+    questions: Sequence[Question] = QUESTIONS,
+    opted_out: Callable[[str], bool] = lambda address: False,
+) -> SendDecision | Blocked:
+    return send_now(
+        now=now,
+        target=target,
+        history=history,
+        questions=questions,
+        personas=PERSONAS,
+        calendar=CALENDAR,
+        politeness=Politeness(),
+        opted_out=opted_out,
+        force=force,
+    )
+
+
+@pytest.mark.parametrize(
+    ("now", "history"),
+    [
+        (at("2026-03-14", "22:00"), ()),  # Saturday night
+        (at("2026-06-19", "10:00"), ()),  # midsommarafton
+        (NOW, (record(at("2026-03-09")),)),  # yesterday: spacing
+        (NOW, (record(at("2026-02-20")), record(at("2026-03-05")))),  # monthly limit
+    ],
+)
+def test_send_now_ignores_window_spacing_and_limits(
+    now: datetime, history: tuple[ProbeRecord, ...]
+) -> None:
+    assert isinstance(manual(history=history, now=now), SendDecision)
+
+
+@pytest.mark.parametrize(
+    ("target", "history", "force", "opted_out", "reason"),
+    [
+        (replace(TARGET, paused=True), (), True, False, "paused"),
+        (TARGET, (), True, True, "opted_out"),
+        (TARGET, (record(at("2026-03-09"), outstanding=True),), False, False, "outstanding"),
+        (TARGET, (record(NOW, state=ProbeState.SENDING),), False, False, "outstanding"),
+    ],
+)
+def test_send_now_respects_pause_opt_out_and_outstanding_without_force(
+    target: Target, history: tuple[ProbeRecord, ...], force: bool, opted_out: bool, reason: str
+) -> None:
+    result = manual(target, history, force=force, opted_out=lambda address: opted_out)
+    assert result == Blocked("0180", BlockReason(reason), None)
+
+
+def test_send_now_with_force_sends_despite_an_outstanding_probe_with_a_fresh_question() -> None:
+    history = (record(at("2026-03-09"), outstanding=True, question="avfall-0", persona="anna"),)
+    result = manual(history=history, force=True)
+    assert isinstance(result, SendDecision)
+    assert result.question_id != "avfall-0"
+    assert result.persona_id != "anna"
+
+
+def test_send_now_never_repeats_a_question_within_the_span() -> None:
+    history = (record(at("2026-01-10"), question=QUESTIONS[0].id),)
+    result = manual(history=history, questions=QUESTIONS[:1])
+    assert isinstance(result, Blocked)
+    assert result.reason == "no_question_left"
 
 
 @pytest.mark.parametrize(
