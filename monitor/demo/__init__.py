@@ -1,0 +1,1 @@
+"""Demo world: in-process mail servers and simulated municipalities."""
