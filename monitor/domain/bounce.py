@@ -1,0 +1,243 @@
+"""Delivery reports: RFC 3464 DSNs and the many non-standard bounce formats.
+
+Decides whether a message is a delivery report at all, whether it says failed, delayed
+or delivered, and whether a failure is permanent. Permanence follows the measurement's
+needs rather than the bare status class: a full mailbox (even as 5.2.2, RFC 3463 calls it
+"persistent transient") and a 4.x.x given up after the queue lifetime say nothing about
+the address being wrong, so they are not permanent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from monitor.domain.model import DeliveryStatus, ParsedMessage
+
+_I = re.IGNORECASE
+
+
+class ReportOutcome(StrEnum):
+    FAILED = "failed"
+    DELAYED = "delayed"
+    DELIVERED = "delivered"
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    outcome: ReportOutcome
+    permanent: bool | None
+    reasons: tuple[str, ...]
+
+
+_BOUNCE_LOCAL = re.compile(
+    r"^(?:mailer-daemon|mailerdaemon|mail-daemon|postmaster|post_master|mdaemon|"
+    r"microsoftexchange[0-9a-f]*|bounces?|mail\.?delivery|mailadmin|maildelivery|"
+    r"double-bounce|[\w.]+-(?:admin|owner|bounces?))$",
+    _I,
+)
+_BOUNCE_NAME = re.compile(
+    r"\b(?:mail\s+delivery\s+(?:system|subsystem|service)|mailer-daemon|postmaster|"
+    r"delivery\s+status\s+notification|mail\s+administrator|e-?mail\s+delivery)\b",
+    _I,
+)
+_FAILURE_SUBJECT = re.compile(
+    r"undeliver(?:able|ed)|returned\s+mail|mail\s+delivery\s+failed|delivery\s+(?:status\s+)?"
+    r"(?:notification|failure|report)|failure\s+notice|non[- ]?deliver|kan\s+inte\s+levereras|"
+    r"olevererbar|could\s+not\s+be\s+delivered|delivery\s+has\s+failed|mail\s+system\s+error|"
+    r"message\s+not\s+delivered|delivery\s+problem|unzustellbar|onbestelbaar|"
+    r"non\s+recapitabile|(?:returned|rejected|bounced?)\s+(?:mail|message|e-?mail)|"
+    r"delivery\s+(?:delayed|unsuccessful|notification)|delayed\s+mail|warning:\s+could\s+not|"
+    r"not\s+delivered|mail\s+could\s+not|nicht\s+zugestellt|bounce\s+notification|"
+    r"permanent\s+(?:error|failure)|leverans(?:en)?\s+(?:misslyckades|försenad)|försenad",
+    _I,
+)
+_FAILURE_BODY = re.compile(
+    r"could\s*n[o']t\s+be\s+delivered|could\s+not\s+deliver|unable\s+to\s+deliver|"
+    r"undeliverable|not\s+(?:be\s+)?delivered|delivery\s+(?:to\s+the\s+following\s+"
+    r"recipients?\s+)?(?:has\s+)?failed|failed\s+permanently|permanent\s+(?:error|failure|fatal)|"
+    r"following\s+addresse?s?\(?e?s?\)?\s+(?:had\s+)?(?:permanent\s+)?(?:fatal\s+)?(?:errors|failed)|"
+    r"user\s+unknown|unknown\s+user|no\s+such\s+(?:user|mailbox|recipient|address)|"
+    r"mailbox\s+(?:unavailable|not\s+found|is\s+full|full)|recipient\s+address\s+rejected|"
+    r"does\s+not\s+exist|returned\s+to\s+sender|wasn't\s+able\s+to\s+deliver|"
+    r"kunde\s+inte\s+levereras|host\s+unknown|message\s+(?:was\s+)?rejected|"
+    r"this\s+is\s+the\s+mail\s+system\s+at|i'm\s+sorry\s+to\s+have\s+to\s+inform\s+you|"
+    r"error\s+message\s+below|delivery\s+status\s+notification|invalid\s+(?:user|recipient)|"
+    r"this\s+is\s+a\s+permanent\s+error|sorry,?\s+(?:we|i)\s+(?:were|was|couldn't)|"
+    r"not\s+a\s+member\s+of|delivery\s+(?:is\s+|has\s+been\s+)?delayed|will\s+(?:continue\s+to\s+)?"
+    r"(?:be\s+)?retr(?:y|ied)|could\s+not\s+send\s+message|transcript\s+of\s+session\s+follows",
+    _I,
+)
+_DELAY_BODY = re.compile(
+    r"this\s+is\s+a\s+warning\s+only|still\s+being\s+retried|will\s+(?:be\s+)?retried|"
+    r"will\s+(?:continue\s+to\s+|keep\s+)?(?:try|trying|retry|be\s+attempted|attempt)|"
+    r"delivery\s+will\s+continue|(?:hasn't|has\s+not)\s+(?:been\s+delivered|yet\s+been\s+"
+    r"delivered)\s+yet|delivery\s+(?:is\s+|has\s+been\s+)?delayed|delayed\s+mail|"
+    r"warning:\s+could\s+not\s+send|no\s+action\s+is\s+required|you\s+do\s+not\s+need\s+to\s+"
+    r"resend|leveransen\s+är\s+försenad|försenad\s+leverans|kommer\s+att\s+försöka\s+igen",
+    _I,
+)
+_FINAL_BODY = re.compile(
+    r"permanent(?:ly)?\s+(?:error|failure|fatal|failed)|giving\s+up|gave\s+up|"
+    r"has\s+been\s+returned|could\s*n[o']t\s+be\s+delivered|delivery\s+(?:has\s+)?failed|"
+    r"returned\s+to\s+sender|too\s+long\s+in\s+the\s+queue|retry\s+(?:time(?:out)?\s+)?"
+    r"(?:exceeded|expired)|message\s+expired|undeliverable",
+    _I,
+)
+# SNS wraps the SES JSON as an escaped string, hence the optional backslashes.
+_SES_TYPE = re.compile(r'\\?"notificationType\\?"\s*:\s*\\?"(\w+)')
+_SES_BOUNCE_TYPE = re.compile(r'\\?"bounceType\\?"\s*:\s*\\?"(\w+)')
+
+_ENHANCED_CODE = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_SMTP_REPLY = re.compile(r"(?<![\d.\-/:])([45])[0-5]\d(?:[ -]|$)", re.MULTILINE)
+_MAILBOX_FULL = re.compile(
+    r"mailbox\s+(?:is\s+)?full|over\s*quota|quota\s+exceeded|exceeded\s+(?:the\s+)?(?:storage|"
+    r"quota)|insufficient\s+(?:system\s+)?storage|mailbox\s+size\s+limit|brevlådan\s+är\s+full|"
+    r"postlådan\s+är\s+full|disk\s+quota|user\s+is\s+over|full\s+mailbox|mail\s+quota|"
+    r"exceeds?\s+(?:the\s+)?allowed\s+size|mail\s?folder\s+is\s+full|mailbox\s+exceeds",
+    _I,
+)
+# The queue gave up: the address itself was never refused (RFC 3464 "failed" after 4.x.x).
+_EXPIRED = re.compile(
+    r"retry\s+time(?:out)?\s+(?:exceeded|expired)|failing\s+for\s+a\s+long\s+time|"
+    r"too\s+long\s+in\s+the\s+queue|message\s+expired|delivery\s+time\s+expired|"
+    r"could\s+not\s+be\s+delivered\s+within|queue\s+lifetime|gave\s+up\s+on",
+    _I,
+)
+_TEMPORARY = re.compile(
+    r"temporar(?:y|ily)|try\s+again\s+later|timed?\s+out|connection\s+(?:refused|reset)|"
+    r"retry\s+timeout|too\s+long\s+in\s+the\s+queue|queue\s+(?:lifetime|time)|"
+    r"message\s+expired|deferred|greylist",
+    _I,
+)
+_PERMANENT = re.compile(
+    r"user\s+unknown|unknown\s+user|no\s+such\s+(?:user|mailbox|recipient|address|domain)|"
+    r"does\s+not\s+exist|doesn't\s+exist|(?:recipient|address)\s+(?:address\s+)?rejected|"
+    r"not\s+found|invalid\s+(?:recipient|address|user|mailbox)|host\s+(?:or\s+domain\s+name\s+)?"
+    r"not\s+found|host\s+unknown|permanent|unrouteable|relay(?:ing)?\s+denied|"
+    r"mailbox\s+(?:unavailable|disabled)|account\s+(?:disabled|has\s+been\s+disabled)|"
+    r"not\s+listed|no\s+mx\s+record|domain\s+not\s+found|unknown\s+domain",
+    _I,
+)
+
+
+def delivery_report(msg: ParsedMessage) -> DeliveryReport | None:
+    """The delivery report this message is, or None when it is not one."""
+    ses = _amazon_ses(msg)
+    if ses is not None:
+        return ses
+    if msg.report_type == "delivery-status" or msg.delivery_statuses:
+        return _structured(msg)
+    return _non_standard(msg)
+
+
+def is_bounce_sender(msg: ParsedMessage) -> bool:
+    """Null envelope sender, MAILER-DAEMON/postmaster, or X-Failed-Recipients (RFC 3464 2.1)."""
+    if msg.return_path == "" or msg.header("x-failed-recipients") is not None:
+        return True
+    local = (msg.from_address or "").split("@", 1)[0]
+    return bool(_BOUNCE_LOCAL.match(local) or _BOUNCE_NAME.search(msg.from_name or ""))
+
+
+def _structured(msg: ParsedMessage) -> DeliveryReport:
+    actions = {s.action for s in msg.delivery_statuses}
+    if "failed" in actions:
+        failed = [s for s in msg.delivery_statuses if s.action == "failed"]
+        return _failed(msg, failed, "dsn-failed")
+    if "delayed" in actions:
+        return DeliveryReport(ReportOutcome.DELAYED, None, ("dsn-delayed",))
+    if actions and actions <= {"delivered", "relayed", "expanded"}:
+        return DeliveryReport(ReportOutcome.DELIVERED, None, ("dsn-delivered",))
+    classes = {(s.status or "")[:1] for s in msg.delivery_statuses}
+    if "5" in classes:
+        return _failed(msg, list(msg.delivery_statuses), "dsn-status-5")
+    if "2" in classes and not classes & {"4", "5"}:
+        return DeliveryReport(ReportOutcome.DELIVERED, None, ("dsn-status-2",))
+    return _by_wording(msg, "dsn-report") or _failed(msg, list(msg.delivery_statuses), "dsn-report")
+
+
+def _non_standard(msg: ParsedMessage) -> DeliveryReport | None:
+    subject_says = bool(_FAILURE_SUBJECT.search(msg.subject))
+    if is_bounce_sender(msg) and (subject_says or _FAILURE_BODY.search(_head(msg))):
+        return _by_wording(msg, "bounce-sender")
+    if subject_says and _FAILURE_BODY.search(_head(msg)) and not msg.in_reply_to:
+        return _by_wording(msg, "bounce-wording")
+    return None
+
+
+def _by_wording(msg: ParsedMessage, reason: str) -> DeliveryReport:
+    head = _head(msg)
+    delayed = _DELAY_BODY.search(head) or _DELAY_BODY.search(msg.subject)
+    if delayed and not _FINAL_BODY.search(head):
+        return DeliveryReport(ReportOutcome.DELAYED, None, (reason, "delay-wording"))
+    return _failed(msg, list(msg.delivery_statuses), reason)
+
+
+def _failed(msg: ParsedMessage, statuses: list[DeliveryStatus], reason: str) -> DeliveryReport:
+    permanent, why = failure_permanence(statuses, _head(msg))
+    return DeliveryReport(ReportOutcome.FAILED, permanent, (reason, why))
+
+
+def failure_permanence(statuses: list[DeliveryStatus], text: str) -> tuple[bool, str]:
+    """(permanent, reason) for a failed delivery: status codes first, then wording.
+
+    With several failed recipients one bad address is enough to call it permanent.
+    """
+    details = " ".join(f"{s.status or ''} {s.diagnostic or ''}" for s in statuses)
+    evidence = f"{details}\n{text}"
+    codes = [m.group(0) for m in _ENHANCED_CODE.finditer(details)] or [
+        m.group(0) for m in _ENHANCED_CODE.finditer(text)
+    ]
+    if any(c.startswith("5") and not c.startswith("5.2.2") for c in codes):
+        return True, "status-5xx"
+    if _MAILBOX_FULL.search(evidence) or codes:
+        return False, "mailbox-full" if _MAILBOX_FULL.search(evidence) else "status-4xx-given-up"
+    return _permanence_by_wording(evidence)
+
+
+def _permanence_by_wording(evidence: str) -> tuple[bool, str]:
+    if _EXPIRED.search(evidence):
+        return False, "queue-expired"
+    replies = {m.group(1) for m in _SMTP_REPLY.finditer(evidence)}
+    if "5" in replies:
+        return True, "smtp-5xx"
+    if _PERMANENT.search(evidence):
+        return True, "permanent-wording"
+    if "4" in replies or _TEMPORARY.search(evidence):
+        return False, "temporary-wording"
+    return True, "failed-unknown-cause"
+
+
+def _amazon_ses(msg: ParsedMessage) -> DeliveryReport | None:
+    """Amazon SES notifications forwarded by SNS as JSON in a plain-text body."""
+    if "amazonses.com" not in (msg.return_path or "") and "amazonaws.com" not in (
+        msg.from_address or ""
+    ):
+        return None
+    kind = _SES_TYPE.search(msg.text)
+    if kind is None:
+        return None
+    if kind.group(1) == "Delivery":
+        return DeliveryReport(ReportOutcome.DELIVERED, None, ("ses-delivery",))
+    if kind.group(1) != "Bounce":
+        return None
+    bounce_type = _SES_BOUNCE_TYPE.search(msg.text)
+    permanent = bounce_type is None or bounce_type.group(1) != "Transient"
+    return DeliveryReport(ReportOutcome.FAILED, permanent, ("ses-bounce",))
+
+
+def ses_complaint(msg: ParsedMessage) -> bool:
+    kind = _SES_TYPE.search(msg.text[:2000])
+    return kind is not None and kind.group(1) == "Complaint"
+
+
+def _head(msg: ParsedMessage) -> str:
+    """The part of a bounce that speaks about the failure, before any returned copy."""
+    head = msg.text[:6000]
+    copy_start = msg.returned_headers_text[:80]
+    if copy_start.strip():
+        at = head.find(copy_start)
+        if at > 0:
+            return head[:at]
+    return head
