@@ -187,16 +187,23 @@ def _annotation_at(root: type[BaseModel], path: Sequence[str]) -> Any:
 def _child_annotation(annotation: Any, key: str) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         field = annotation.model_fields.get(key)
-        return None if field is None else field.annotation
+        return None if field is None else _item_type(field.annotation)
     if get_origin(annotation) is dict:
-        return get_args(annotation)[1]
+        return _item_type(get_args(annotation)[1])
     return None
+
+
+def _item_type(annotation: Any) -> Any:
+    """The entry type of ``tuple[X, ...]``: list indices are not part of the key path."""
+    if get_origin(annotation) is tuple and get_args(annotation)[1:] == (Ellipsis,):
+        return get_args(annotation)[0]
+    return annotation
 
 
 def validate(model: type[M], data: object, context: Mapping[str, Any], file: Path | None) -> M:
     """``model`` validated from ``data``; every problem found goes into one ConfigError."""
     try:
-        return model.model_validate(data, context=dict(context))
+        return model.model_validate({} if data is None else data, context=dict(context))
     except ValidationError as error:
         raise ConfigError(translate(error, model), file) from None
 
@@ -799,11 +806,9 @@ def load_config(path: Path, environ: Mapping[str, str]) -> Config:
     if env_errors:
         raise ConfigError(env_errors, None)
     raw = read_yaml(path)
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
+    if raw is not None and not isinstance(raw, dict):
         raise ConfigError([line((), "must be a mapping of keys", raw)], path)
-    merged = apply_overrides(raw, overrides)
+    merged = apply_overrides(raw or {}, overrides)
     return validate(Config, merged, {"base_dir": path.absolute().parent}, path)
 
 
