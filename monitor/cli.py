@@ -1,0 +1,151 @@
+"""The `svarstid` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from monitor import __version__
+from monitor.config import Config, ConfigError, default_config_path, load_config
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="configuration file (default: $SVARSTID_CONFIG, else ./svarstid.yaml)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="svarstid", description="Measures how fast and how well inboxes answer e-mail."
+    )
+    parser.add_argument("--version", action="version", version=f"svarstid {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _daemon_commands(commands)
+    _message_commands(commands)
+    _demo_command(commands)
+    return parser
+
+
+def _daemon_commands(commands: Any) -> None:
+    run = commands.add_parser("run", help="run the monitor daemon")
+    _add_config(run)
+    check = commands.add_parser("check-config", help="validate the config and show a summary")
+    _add_config(check)
+    send = commands.add_parser("send-now", help="send one probe to a target now")
+    send.add_argument("target_id")
+    send.add_argument("--force", action="store_true", help="send even with a probe outstanding")
+    _add_config(send)
+    status = commands.add_parser("status", help="a table of targets and their last outcome")
+    _add_config(status)
+    database = commands.add_parser("db", help="database maintenance")
+    db_commands = database.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = db_commands.add_parser("upgrade", help="apply schema migrations")
+    _add_config(upgrade)
+
+
+def _message_commands(commands: Any) -> None:
+    inspect = commands.add_parser(
+        "inspect", help="classify and match .eml files without a daemon or database"
+    )
+    inspect.add_argument("files", nargs="+", type=Path, metavar="MESSAGE.eml")
+    inspect.add_argument("--probes", type=Path, help="JSON list of probes to match against")
+    inspect.add_argument("--json", action="store_true", help="one JSON object per message")
+    unmatched = commands.add_parser("unmatched", help="list messages no probe claimed")
+    _add_config(unmatched)
+    assign = commands.add_parser("assign", help="tie a held message to a probe by hand")
+    assign.add_argument("message_id", help="Message-ID or stored message key")
+    assign.add_argument("probe_token")
+    _add_config(assign)
+
+
+def _demo_command(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo", help="run the monitor against simulated municipalities, in-process"
+    )
+    demo.add_argument("--database", help="database URL (default: a temporary SQLite file)")
+    demo.add_argument("--listen", default="127.0.0.1:9180", help="HTTP host:port")
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+
+
+def load(args: argparse.Namespace) -> Config:
+    path = args.config or default_config_path(os.environ, Path.cwd())
+    return load_config(path, os.environ)
+
+
+def _print_config_error(error: ConfigError, out: TextIO) -> None:
+    where = f" in {error.file}" if error.file else ""
+    print(f"svarstid: configuration error{where}:", file=out)
+    for message in error.errors:
+        print(f"  {message}", file=out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = _handlers()[_command_name(args)]
+    try:
+        return handler(args)
+    except ConfigError as error:
+        _print_config_error(error, sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    return "db upgrade" if args.command == "db" else str(args.command)
+
+
+def _handlers() -> dict[str, Handler]:
+    from monitor import commands
+
+    return {
+        "run": commands.run,
+        "check-config": commands.check_config,
+        "send-now": commands.send_now,
+        "status": commands.status,
+        "db upgrade": commands.db_upgrade,
+        "inspect": commands.inspect,
+        "unmatched": commands.unmatched,
+        "assign": commands.assign,
+        "demo": commands.demo,
+    }
+
+
+def run_until_signalled(
+    main_coro: Callable[[asyncio.Event], Coroutine[Any, Any, int]],
+) -> int:
+    """Run a coroutine that stops when SIGTERM/SIGINT sets the event it is given."""
+
+    async def runner() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, stop.set)
+        return await main_coro(stop)
+
+    return asyncio.run(runner())
+
+
+def format_time(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone().strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,255 @@
+"""What each `svarstid` subcommand does, on top of the composition root."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from monitor import logs
+from monitor.cli import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    format_time,
+    load,
+    run_until_signalled,
+)
+from monitor.composition import Application, build, load_world, utc_now
+from monitor.config import Config
+from monitor.domain.scheduling import Blocked, explain, next_send_time
+from monitor.service.context import World
+
+
+def _configure_logs(config: Config) -> None:
+    logs.configure(config.logging.level.value, config.logging.format.value)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load(args)
+    _configure_logs(config)
+    app = build(config)
+
+    async def main(stop: asyncio.Event) -> int:
+        daemon = asyncio.create_task(app.daemon.run())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({daemon, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        app.daemon.stop()
+        await daemon
+        stopped.cancel()
+        return EXIT_OK
+
+    return run_until_signalled(main)
+
+
+def check_config(args: argparse.Namespace) -> int:
+    config = load(args)
+    world = load_world(config)
+    print(describe(config, world))
+    return EXIT_OK
+
+
+def describe(config: Config, world: World) -> str:
+    """A readable summary: where things go, the limits, and each target's next send time."""
+    schedule = config.schedule
+    window = "–".join(t.strftime("%H:%M") for t in schedule.send_window)
+    lines = [
+        f"mailbox      {config.mailbox.address} (replies to {config.mailbox.reply_address})",
+        f"smtp         {config.smtp.host}:{config.smtp.port} ({config.smtp.security.value})",
+        f"imap         {config.imap.host}:{config.imap.port} ({config.imap.security.value}), "
+        f"folder {config.imap.folder}",
+        f"database     {_masked(config.database.url)}",
+        f"http         {config.http.listen}",
+        f"schedule     send {window} on working days, every {schedule.min_spacing_days} days "
+        f"at most, ≤ {schedule.max_probes_per_target_per_30_days} per target per 30 days, "
+        f"≤ {schedule.max_probes_per_hour} per hour",
+        f"questions    {len(world.questions)} questions, {len(world.personas)} personas",
+        f"targets      {len(world.targets)}",
+        "",
+        *_target_table(world),
+    ]
+    return "\n".join(lines)
+
+
+def _masked(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _target_table(world: World) -> list[str]:
+    now = utc_now()
+    verdicts = explain(
+        now=now,
+        targets=world.targets,
+        history=[],
+        questions=world.questions,
+        personas=world.personas,
+        calendar_for=world.calendar_for,
+        politeness=world.politeness,
+        opted_out=world.opted_out,
+        failing_targets=(),
+    )
+    rows = [("ID", "NAME", "COUNTY", "ADDRESS", "NEXT SEND (with no history)")]
+    for target, verdict in zip(world.targets, verdicts, strict=True):
+        rows.append(
+            (
+                target.id,
+                target.name,
+                target.county or "-",
+                target.address,
+                _next(world, target, verdict, now),
+            )
+        )
+    return table(rows)
+
+
+def _next(world: World, target: object, verdict: object, now: object) -> str:
+    from monitor.domain.model import Target
+
+    assert isinstance(target, Target)
+    if isinstance(verdict, Blocked) and verdict.until is None:
+        return f"never ({verdict.reason})"
+    when = next_send_time(
+        target=target,
+        history=[],
+        calendar=world.calendar_for(target),
+        politeness=world.politeness,
+        now=utc_now(),
+    )
+    return format_time(when) if when is not None else "-"
+
+
+def table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def _with_app(args: argparse.Namespace) -> Application:
+    config = load(args)
+    _configure_logs(config)
+    return build(config)
+
+
+def send_now(args: argparse.Namespace) -> int:
+    app = _with_app(args)
+
+    async def go() -> int:
+        await app.store.upgrade()
+        await app.store.sync_targets(app.world.targets, utc_now())
+        result = await app.probing.send_now(args.target_id, force=args.force)
+        await app.smtp.close()
+        await app.store.close()
+        if result.probe is None:
+            print(f"svarstid: not sent to {args.target_id}: {result.refusal}", file=sys.stderr)
+            return EXIT_FAILURE
+        probe = result.probe
+        print(f"probe {probe.token} to {probe.target_address}: {probe.state.value}")
+        return EXIT_OK if probe.state.value == "sent" else EXIT_FAILURE
+
+    return asyncio.run(go())
+
+
+def status(args: argparse.Namespace) -> int:
+    app = _with_app(args)
+
+    async def go() -> int:
+        await app.store.upgrade()
+        rows = await app.store.status_rows()
+        await app.store.close()
+        header = ("TARGET", "NAME", "SENT", "LAST SENT", "LAST OUTCOME", "LAST REPLY", "ADDRESS")
+        lines = [header]
+        for row in rows:
+            outcome = row.last_outcome.value if row.last_outcome else "-"
+            address = "FAILING" if row.address_failing else ("paused" if row.paused else "ok")
+            lines.append(
+                (
+                    row.target_id,
+                    row.name,
+                    str(row.probes_sent),
+                    format_time(row.last_sent_at),
+                    outcome,
+                    format_time(row.last_reply_at),
+                    address,
+                )
+            )
+        print("\n".join(table(lines)))
+        return EXIT_OK
+
+    return asyncio.run(go())
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    app = _with_app(args)
+
+    async def go() -> int:
+        await app.store.upgrade()
+        await app.store.close()
+        print("database schema is up to date")
+        return EXIT_OK
+
+    return asyncio.run(go())
+
+
+def inspect(args: argparse.Namespace) -> int:
+    from monitor.service.inspection import run_inspect
+
+    return run_inspect(args.files, args.probes, args.json, sys.stdout)
+
+
+def unmatched(args: argparse.Namespace) -> int:
+    app = _with_app(args)
+
+    async def go() -> int:
+        await app.store.upgrade()
+        held = await app.store.unmatched_messages(limit=1000)
+        await app.store.close()
+        rows = [("RECEIVED", "KIND", "FROM", "SUBJECT", "MESSAGE-ID")]
+        for message in held:
+            rows.append(
+                (
+                    format_time(message.received_at),
+                    message.kind.value,
+                    message.from_address or "-",
+                    message.subject[:60],
+                    message.message_id or message.message_key,
+                )
+            )
+        print("\n".join(table(rows)))
+        return EXIT_OK
+
+    return asyncio.run(go())
+
+
+def assign(args: argparse.Namespace) -> int:
+    app = _with_app(args)
+
+    async def go() -> int:
+        await app.store.upgrade()
+        if await app.store.probe(args.probe_token) is None:
+            print(f"svarstid: no probe with token {args.probe_token}", file=sys.stderr)
+            return EXIT_FAILURE
+        stored = await app.inbox.assign(args.message_id, args.probe_token)
+        outcome = await app.store.outcome(args.probe_token)
+        await app.store.close()
+        if stored is None:
+            print(f"svarstid: no stored message {args.message_id}", file=sys.stderr)
+            return EXIT_FAILURE
+        state = outcome.state.value if outcome else "-"
+        print(f"message assigned to probe {args.probe_token}; outcome now {state}")
+        return EXIT_OK
+
+    return asyncio.run(go())
+
+
+def demo(args: argparse.Namespace) -> int:
+    from monitor.demo.world import run_demo
+
+    return run_until_signalled(
+        lambda stop: run_demo(
+            stop, database=args.database, listen=args.listen, duration=args.duration
+        )
+    )

@@ -1,0 +1,143 @@
+"""Use case: (re)compute the measured outcome of probes and publish the rolling figures."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from monitor.adapters.metrics import Metrics
+from monitor.adapters.sql import Store
+from monitor.domain.model import (
+    ObservedMessage,
+    OutcomeState,
+    ProbeOutcome,
+    ProbeState,
+    StoredMessage,
+)
+from monitor.domain.outcome import compute_outcome
+from monitor.domain.stats import summarise
+from monitor.logs import event
+from monitor.service.context import Clock, World
+
+log = logging.getLogger(__name__)
+
+DOWNTIME_STALE_AFTER = timedelta(minutes=5)
+ROLLING_WINDOWS_DAYS = (30, 90)
+
+
+def observed(message: StoredMessage) -> ObservedMessage:
+    return ObservedMessage(
+        message_key=message.message_key,
+        kind=message.kind,
+        received_at=message.received_at,
+        has_new_text=message.has_new_text,
+        permanent=message.permanent,
+        ticket_number=message.ticket_number,
+    )
+
+
+class OutcomeService:
+    def __init__(self, store: Store, metrics: Metrics, world: World, clock: Clock) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._world = world
+        self._clock = clock
+
+    async def recompute(self, token: str) -> ProbeOutcome | None:
+        """Recompute one probe's outcome from its stored messages; None for an unknown token."""
+        probe = await self._store.probe(token)
+        if probe is None:
+            return None
+        now = self._clock()
+        messages = [observed(m) for m in await self._store.messages_for_probe(token)]
+        since = probe.sent_at or probe.planned_at
+        downtime = await self._store.downtime(since, DOWNTIME_STALE_AFTER)
+        outcome = compute_outcome(
+            token=token,
+            sent_at=probe.sent_at,
+            send_failed=probe.state in (ProbeState.FAILED, ProbeState.UNCERTAIN),
+            messages=messages,
+            cal=self._world.calendar_for_id(probe.target_id),
+            now=now,
+            rules=self._world.outcome_rules,
+            monitor_down=downtime,
+        )
+        previous = await self._store.outcome(token)
+        await self._store.save_outcome(outcome, now)
+        self._publish_answer(probe.target_id, previous, outcome)
+        return outcome
+
+    def _publish_answer(
+        self, target_id: str, previous: ProbeOutcome | None, outcome: ProbeOutcome
+    ) -> None:
+        newly_answered = outcome.state is OutcomeState.ANSWERED and (
+            previous is None or previous.first_human_at != outcome.first_human_at
+        )
+        if newly_answered and outcome.wall_seconds is not None:
+            self._metrics.reply_measured(
+                target_id, outcome.wall_seconds, outcome.working_seconds or 0.0
+            )
+            event(
+                log,
+                logging.INFO,
+                "probe answered",
+                probe=outcome.token,
+                target=target_id,
+                working_seconds=round(outcome.working_seconds or 0.0),
+            )
+
+    async def refresh_open(self) -> int:
+        """Move probes along as time passes (unanswered so far → final); returns how many."""
+        tokens = await self._store.open_probe_tokens()
+        for token in tokens:
+            await self.recompute(token)
+        return len(tokens)
+
+    async def publish_gauges(self) -> None:
+        """Rolling 30/90-day figures per target and county, the same definitions as reports."""
+        now = self._clock()
+        for days in ROLLING_WINDOWS_DAYS:
+            rows = await self._store.outcomes(now - timedelta(days=days), now)
+            by_target: dict[str, list[ProbeOutcome]] = defaultdict(list)
+            for outcome, probe in rows:
+                by_target[probe.target_id].append(outcome)
+            self._publish_window(days, by_target, now)
+        await self._publish_outstanding()
+
+    def _publish_window(
+        self, days: int, by_target: dict[str, list[ProbeOutcome]], now: datetime
+    ) -> None:
+        by_county: dict[str, list[ProbeOutcome]] = defaultdict(list)
+        for target in self._world.targets:
+            outcomes = by_target.get(target.id, [])
+            county = target.county or "okänt"
+            by_county[county].extend(outcomes)
+            stats = summarise(target.id, outcomes, now=now, min_probes=self._min_probes)
+            self._metrics.set_window_stats(
+                target.id,
+                county,
+                days,
+                stats.within_one.ratio,
+                stats.median_working_hours,
+                stats.measurable,
+            )
+        for county, outcomes in by_county.items():
+            stats = summarise(county, outcomes, now=now, min_probes=self._min_probes)
+            self._metrics.set_county_stats(
+                county, days, stats.within_one.ratio, stats.median_working_hours, stats.measurable
+            )
+
+    @property
+    def _min_probes(self) -> int:
+        return self._world.low_confidence_below
+
+    async def _publish_outstanding(self) -> None:
+        now = self._clock()
+        records = await self._store.probe_records(now - timedelta(days=120))
+        counts = {target.id: 0 for target in self._world.targets}
+        for record in records:
+            if record.outstanding and record.target_id in counts:
+                counts[record.target_id] += 1
+        for target_id, count in counts.items():
+            self._metrics.set_outstanding(target_id, count)
