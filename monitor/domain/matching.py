@@ -59,24 +59,27 @@ _QUOTE_MARKS = re.compile(r"^[ \t>|]+", re.MULTILINE)
 _SUBJECT_LINE = re.compile(r"^subject:[ \t]*(.*(?:\r?\n[ \t]+.*)*)", re.IGNORECASE | re.MULTILINE)
 
 
-def find_tokens(text: str, known: Collection[str]) -> list[str]:
+def find_tokens(
+    text: str, known: Collection[str], lengths: Sequence[int] | None = None
+) -> list[str]:
     """Known tokens that occur in text, case-insensitive, in order of first appearance.
 
     A token counts as a whole alphanumeric run ("fraga+TOKEN@…", "probe.TOKEN@…") or, for
     a local part a person retyped without the "+", anywhere inside a longer run.
+    ``lengths`` (the distinct token lengths) saves a pass over ``known`` per call.
     """
     if not known:
         return []
-    lengths = sorted({len(token) for token in known})
+    sizes = sorted(set(lengths)) if lengths is not None else sorted({len(t) for t in known})
     found: list[str] = []
     for run in _ALNUM_RUN.findall(text.lower()):
-        for token in _tokens_in_run(run, known, lengths):
+        for token in _tokens_in_run(run, known, sizes):
             if token not in found:
                 found.append(token)
     return found
 
 
-def _tokens_in_run(run: str, known: Collection[str], lengths: list[int]) -> Iterator[str]:
+def _tokens_in_run(run: str, known: Collection[str], lengths: Sequence[int]) -> Iterator[str]:
     if run in known:
         yield run
         return
@@ -136,6 +139,10 @@ class ProbeIndex(Sequence[ProbeCandidate]):
             target_domain = domain_of(probe.target_address)
             if target_domain:
                 self.by_domain[target_domain].append(probe)
+        self.token_lengths: tuple[int, ...] = tuple(sorted({len(t) for t in self.by_token}))
+
+    def tokens_in(self, text: str) -> list[str]:
+        return find_tokens(text, self.by_token, self.token_lengths)
 
     @overload
     def __getitem__(self, index: int) -> ProbeCandidate: ...
@@ -208,13 +215,30 @@ def match_message(
     """The probe a message belongs to and how it was found, or NO_MATCH."""
     if kind is MessageKind.BULK or not probes:
         return NO_MATCH
-    index = probes if isinstance(probes, ProbeIndex) else ProbeIndex(probes, policy)
+    index = _index_for(probes, policy)
     context = _Context(msg, index, received_at, policy)
     for method, rule in _rules(kind):
         probe = rule(context)
         if probe is not None:
             return Match(probe_token=probe.token, method=method)
     return NO_MATCH
+
+
+_last_index: list[tuple[tuple[ProbeCandidate, ...], MatchPolicy, ProbeIndex]] = []
+
+
+def _index_for(probes: Sequence[ProbeCandidate], policy: MatchPolicy) -> ProbeIndex:
+    """The given index, or one built for these probes; the last one built for a tuple is
+    reused when the same tuple comes again (a tuple of frozen values cannot change)."""
+    if isinstance(probes, ProbeIndex):
+        return probes
+    if not isinstance(probes, tuple):
+        return ProbeIndex(probes, policy)
+    if _last_index and _last_index[0][0] is probes and _last_index[0][1] == policy:
+        return _last_index[0][2]
+    index = ProbeIndex(probes, policy)
+    _last_index[:] = [(probes, policy, index)]
+    return index
 
 
 def _rules(kind: MessageKind) -> list[tuple[MatchMethod, _Rule]]:
@@ -242,7 +266,7 @@ def _first_arrived(
 
 def _by_address(context: _Context) -> ProbeCandidate | None:
     index = context.index
-    tokens = find_tokens(" ".join(a.split("@", 1)[0] for a in context.recipients), index.by_token)
+    tokens = index.tokens_in(" ".join(a.split("@", 1)[0] for a in context.recipients))
     return _first_arrived(context, (index.by_token[t] for t in tokens))
 
 
@@ -267,7 +291,7 @@ def _by_returned_copy(context: _Context) -> ProbeCandidate | None:
     if found is not None:
         return found
     texts = " ".join(filter(None, (msg.original_envelope_id, msg.returned_headers_text)))
-    found = _first_arrived(context, (index.by_token[t] for t in find_tokens(texts, index.by_token)))
+    found = _first_arrived(context, (index.by_token[t] for t in index.tokens_in(texts)))
     return found if found is not None else _by_failed_recipient(context)
 
 
@@ -368,7 +392,19 @@ def _by_quoted_text(context: _Context) -> ProbeCandidate | None:
     leaders = [probes[t] for t in qualified if hits[t] == best]
     if len(leaders) == 1:
         return leaders[0]
-    return _pick_for_sender(context, leaders)
+    return _named_target(context, leaders) or _pick_for_sender(context, leaders)
+
+
+def _named_target(context: _Context, leaders: list[ProbeCandidate]) -> ProbeCandidate | None:
+    """Among probes quoting the same question, the one whose target address is quoted too.
+
+    A forward chain quotes the municipality's own header block ("Till: kontaktcenter@…"),
+    which tells the copies of one question sent to many municipalities apart.
+    """
+    text = context.msg.text.lower()
+    named = [p for p in leaders if p.target_address.lower() in text]
+    targets = {p.target_address.lower() for p in named}
+    return _latest(named) if len(targets) == 1 else None
 
 
 def _by_sender_window(context: _Context) -> ProbeCandidate | None:

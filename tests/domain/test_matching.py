@@ -470,3 +470,32 @@ def test_subject_variants_include_every_tail_after_a_colon() -> None:
 
 def test_base_address_drops_the_subaddress() -> None:
     assert base_address("Fraga+Tok@Kontroll.example.org") == "fraga@kontroll.example.org"
+
+
+def test_quoted_question_shared_by_two_probes_resolved_by_the_quoted_target_address() -> None:
+    huddinge_copy = replace(HUDDINGE_SKOLVAL, body=SKOLVAL_BODY)
+    forwarded = (
+        "Hej! Vi på VA-bolaget svarar.\n\n"
+        "Från: Kontaktcenter <kontaktcenter@lund.se>\nSkickat: den 3 mars 2025\n"
+        "Till: Kundservice <kundservice@example.net>\nÄmne: VB: Skolval\n\n" + SKOLVAL_BODY
+    )
+    msg = message(subject="Ny fråga", from_address="x@example.net", text=forwarded)
+    result = match_message(msg, MessageKind.HUMAN, (LUND, huddinge_copy), received_at=LATER)
+    assert (result.probe_token, result.method) == ("jbukgzr4dv", MatchMethod.QUOTED_TEXT)
+
+
+def test_quoted_question_shared_by_two_probes_with_nothing_to_tell_them_apart_is_no_match() -> None:
+    huddinge_copy = replace(HUDDINGE_SKOLVAL, body=SKOLVAL_BODY)
+    msg = message(subject="Ny fråga", from_address="x@example.net", text=SKOLVAL_BODY)
+    result = match_message(msg, MessageKind.HUMAN, (LUND, huddinge_copy), received_at=LATER)
+    assert result.probe_token is None
+
+
+def test_a_plain_list_and_a_repeated_tuple_give_the_same_answer_as_an_index() -> None:
+    msg = message(subject="Tack för din fråga", from_address="noreply@are.se")
+    answers = {
+        match_message(msg, MessageKind.AUTO_REPLY, probes, received_at=LATER)
+        for probes in (list(PROBES), PROBES, PROBES, ProbeIndex(PROBES))
+    }
+    assert answers == {match_message(msg, MessageKind.AUTO_REPLY, PROBES, received_at=LATER)}
+    assert len(answers) == 1 and next(iter(answers)).probe_token == ARE.token
