@@ -90,7 +90,8 @@ def _plain(value: object) -> str:
         if any(isinstance(item, Mapping | list | tuple) for item in value):
             return f"a list of {len(value)}"
         return "[" + ", ".join(_plain(item) for item in value) + "]"
-    text = str(value)
+    # One error, one line: line breaks in a value are shown escaped.
+    text = str(value).replace("\r", "\\r").replace("\n", "\\n")
     return text if len(text) <= _SHOW_MAX else text[: _SHOW_MAX - 1] + "…"
 
 

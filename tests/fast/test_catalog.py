@@ -146,7 +146,7 @@ TARGET_ERRORS: list[tuple[list[dict[str, Any]], str]] = [
     ),
     (
         [target_entry(name="Luleå\nBcc: x@y.se")],
-        "targets[0].name: must be one line (got 'Luleå\nBcc: x@y.se')",
+        "targets[0].name: must be one line (got 'Luleå\\nBcc: x@y.se')",
     ),
     (
         [target_entry(calendar="sommar")],
@@ -274,7 +274,7 @@ QUESTION_ERRORS: list[tuple[object, str]] = [
             "personas": [{"id": "a", "name": "Anna"}],
             "questions": [{"id": "q", "area": "avfall", "subject": "S\nT", "body": "B"}],
         },
-        "questions[0].subject: must be one line (got 'S\nT')",
+        "questions[0].subject: must be one line (got 'S\\nT')",
     ),
 ]
 
