@@ -1,8 +1,10 @@
 """Read one raw incoming mail into a ParsedMessage, never raising.
 
-The stdlib parser is lenient, but under ``policy.default`` header *access* parses lazily
-and can raise on malformed values; every header is therefore decoded here once, with a
-compat32 fallback, and problems go to ``defects`` instead of exceptions.
+The stdlib parser is lenient, but under ``policy.default`` header *access* parses lazily,
+can raise on malformed values and is slow (up to 0.5 s for one long DKIM or anti-spam
+header). The tree is therefore parsed with compat32, and every header value is decoded here
+once: values with RFC 2047 encoded words through policy.default's decoder, falling back to
+email.header, others unfolded as they are. Problems go to ``defects``, never exceptions.
 
 Work is bounded so that a 25 MB mail stays cheap: at most MAX_PARTS MIME parts are
 walked and at most MAX_TEXT_CHARS of body text are kept.
@@ -34,6 +36,7 @@ MAX_PARTS = 1000
 MAX_TEXT_CHARS = 1_000_000
 RETURNED_BODY_CHARS = 4096
 RETURNED_TEXT_CHARS = 64_000
+MAX_PARSED_HEADER = 4000
 
 _MSGID = re.compile(r"<[^<>\s]+>")
 _STATUS_CODE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -65,7 +68,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
     """Parse raw RFC 5322 bytes; anything odd is listed in ``defects``, nothing raises."""
     defects: list[str] = []
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
         return _build(msg, raw, defects)
     except Exception as exc:  # the stdlib parser has known crash bugs
         defects.append(f"parse-error:{type(exc).__name__}")
@@ -146,6 +149,10 @@ def _decoded_headers(msg: Message, defects: list[str]) -> tuple[tuple[str, str],
 
 def _decode_header(name: str, value: str, defects: list[str]) -> str:
     value = _unsurrogate(value)
+    # policy.default's header parser is slow on long values (0.5 s for some DKIM and
+    # anti-spam headers), and only encoded words (RFC 2047) need it: plain ASCII is kept.
+    if "=?" not in value or len(value) > MAX_PARSED_HEADER:
+        return _unfold(value)
     try:
         parsed = email.policy.default.header_fetch_parse(name, value)
         return _unfold(str(parsed))
@@ -368,7 +375,13 @@ def _filename(part: Message) -> str | None:
         name = part.get_filename()
     except Exception:
         return None
-    return _unsurrogate(str(name)) if name else None
+    if not name:
+        return None
+    return (
+        _decode_header("content-disposition", str(name), [])
+        if "=?" in name
+        else _unsurrogate(str(name))
+    )
 
 
 def _is_attachment(part: Message, filename: str | None) -> bool:
