@@ -393,7 +393,7 @@ spans = st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=80))
 calendars = st.sampled_from([SE, LUNCH_BREAK, KLAMDAG_CLOSED, NIGHT_SHIFT])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(cal=calendars, start=instants, span=spans)
 def test_working_seconds_matches_a_day_by_day_reference(
     cal: OfficeCalendar, start: datetime, span: timedelta
@@ -404,7 +404,7 @@ def test_working_seconds_matches_a_day_by_day_reference(
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(cal=calendars, start=instants, seconds=st.floats(min_value=0, max_value=400 * HOUR))
 def test_add_working_seconds_inverts_working_seconds(
     cal: OfficeCalendar, start: datetime, seconds: float
@@ -416,7 +416,7 @@ def test_add_working_seconds_inverts_working_seconds(
         assert working_seconds(cal, start, earlier) < seconds
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(cal=calendars, start=instants, first=spans, second=spans)
 def test_working_seconds_adds_up_over_consecutive_spans(
     cal: OfficeCalendar, start: datetime, first: timedelta, second: timedelta
