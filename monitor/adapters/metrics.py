@@ -98,8 +98,8 @@ HELP: dict[str, str] = {
         "Share (0-1) of measurable probes in the rolling window answered by a human within one "
         "working day (KKiK), per target; absent when the window has no measurable probe."
     ),
-    "svarstid_target_median_working_hours": (
-        "Median working hours to the first human reply in the rolling window, per target, "
+    "svarstid_target_median_working_seconds": (
+        "Median working seconds to the first human reply in the rolling window, per target, "
         "unanswered probes counted as censored; absent when not yet defined."
     ),
     "svarstid_target_measured_probes": (
@@ -113,9 +113,9 @@ HELP: dict[str, str] = {
         "Share (0-1) of measurable probes in the rolling window answered by a human within one "
         "working day, over all targets of the county."
     ),
-    "svarstid_county_median_working_hours": (
-        "Median working hours to the first human reply in the rolling window over all targets "
-        "of the county, unanswered probes counted as censored."
+    "svarstid_county_median_working_seconds": (
+        "Median working seconds to the first human reply in the rolling window over all "
+        "targets of the county, unanswered probes counted as censored; absent when not defined."
     ),
     "svarstid_county_measured_probes": (
         "Measurable probes in the rolling window over all targets of the county."
@@ -169,6 +169,10 @@ def _window_label(window_days: int) -> str:
     if window_days <= 0:
         raise ValueError(f"window_days must be positive, got {window_days}")
     return f"{window_days}d"
+
+
+def _hours_to_seconds(hours: float | None) -> float | None:
+    return None if hours is None else hours * HOUR
 
 
 def _unix_seconds(at: datetime) -> float:
@@ -263,8 +267,9 @@ class Metrics:
         self._target_ratio = self._gauge(
             "svarstid_target_within_one_working_day_ratio", TARGET_WINDOW_LABELS
         )
+        # Exported in seconds (Prometheus' base unit; promtool rejects "hours"), taken in hours.
         self._target_median = self._gauge(
-            "svarstid_target_median_working_hours", TARGET_WINDOW_LABELS
+            "svarstid_target_median_working_seconds", TARGET_WINDOW_LABELS
         )
         self._target_probes = self._gauge("svarstid_target_measured_probes", TARGET_WINDOW_LABELS)
         self._target_auto_ack = self._gauge("svarstid_target_auto_ack_ratio", TARGET_WINDOW_LABELS)
@@ -272,7 +277,7 @@ class Metrics:
             "svarstid_county_within_one_working_day_ratio", COUNTY_WINDOW_LABELS
         )
         self._county_median = self._gauge(
-            "svarstid_county_median_working_hours", COUNTY_WINDOW_LABELS
+            "svarstid_county_median_working_seconds", COUNTY_WINDOW_LABELS
         )
         self._county_probes = self._gauge("svarstid_county_measured_probes", COUNTY_WINDOW_LABELS)
         self._county_auto_ack = self._gauge("svarstid_county_auto_ack_ratio", COUNTY_WINDOW_LABELS)
@@ -341,7 +346,7 @@ class Metrics:
         labels = (target, county or NO_COUNTY, window)
         self._forget_other_counties(target, labels)
         _set_or_remove(self._target_ratio, labels, within_one_ratio)
-        _set_or_remove(self._target_median, labels, median_working_hours)
+        _set_or_remove(self._target_median, labels, _hours_to_seconds(median_working_hours))
         _set_or_remove(self._target_auto_ack, labels, auto_ack_ratio)
         self._target_probes.labels(*labels).set(probes)
         if window_days == 30:
@@ -372,7 +377,7 @@ class Metrics:
         """Rolling-window figures over all targets of one county; None removes a sample."""
         labels = (county, _window_label(window_days))
         _set_or_remove(self._county_ratio, labels, within_one_ratio)
-        _set_or_remove(self._county_median, labels, median_working_hours)
+        _set_or_remove(self._county_median, labels, _hours_to_seconds(median_working_hours))
         _set_or_remove(self._county_auto_ack, labels, auto_ack_ratio)
         self._county_probes.labels(*labels).set(probes)
 

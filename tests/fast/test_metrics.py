@@ -181,7 +181,7 @@ def test_thirty_day_window_also_sets_the_issue_two_ratio(
     metrics.set_window_stats("nacka", "Stockholms län", 30, 0.75, 4.5, 8, auto_ack_ratio=0.5)
     labels = {"target": "nacka", "county": "Stockholms län", "window": "30d"}
     assert value(registry, "svarstid_target_within_one_working_day_ratio", **labels) == 0.75
-    assert value(registry, "svarstid_target_median_working_hours", **labels) == 4.5
+    assert value(registry, "svarstid_target_median_working_seconds", **labels) == 4.5 * 3600
     assert value(registry, "svarstid_target_measured_probes", **labels) == 8
     assert value(registry, "svarstid_target_auto_ack_ratio", **labels) == 0.5
     ratio = "svarstid_answered_within_one_working_day_ratio"
@@ -206,7 +206,7 @@ def test_undefined_figures_remove_their_samples_instead_of_exporting_nan(
     metrics.set_window_stats("nacka", "Stockholms län", 30, None, None, 0)
     labels = {"target": "nacka", "county": "Stockholms län", "window": "30d"}
     assert value(registry, "svarstid_target_within_one_working_day_ratio", **labels) is None
-    assert value(registry, "svarstid_target_median_working_hours", **labels) is None
+    assert value(registry, "svarstid_target_median_working_seconds", **labels) is None
     assert value(registry, "svarstid_target_auto_ack_ratio", **labels) is None
     assert value(registry, "svarstid_answered_within_one_working_day_ratio", target="nacka") is None
     assert value(registry, "svarstid_target_measured_probes", **labels) == 0
@@ -236,12 +236,12 @@ def test_county_stats_have_their_own_series(metrics: Metrics, registry: Collecto
     metrics.set_county_stats("Stockholms län", 90, 0.8, 5.0, 40, auto_ack_ratio=0.25)
     labels = {"county": "Stockholms län", "window": "90d"}
     assert value(registry, "svarstid_county_within_one_working_day_ratio", **labels) == 0.8
-    assert value(registry, "svarstid_county_median_working_hours", **labels) == 5.0
+    assert value(registry, "svarstid_county_median_working_seconds", **labels) == 5 * 3600
     assert value(registry, "svarstid_county_measured_probes", **labels) == 40
     assert value(registry, "svarstid_county_auto_ack_ratio", **labels) == 0.25
     metrics.set_county_stats("Stockholms län", 90, None, None, 0)
     assert value(registry, "svarstid_county_within_one_working_day_ratio", **labels) is None
-    assert value(registry, "svarstid_county_median_working_hours", **labels) is None
+    assert value(registry, "svarstid_county_median_working_seconds", **labels) is None
 
 
 @pytest.mark.parametrize("window_days", [0, -30])
