@@ -1,0 +1,140 @@
+"""The real promtool checks deploy/prometheus and every PromQL expression of the dashboard.
+
+promtool comes from scripts/promtool-setup (Debian's `prometheus` package). Without it the
+tests skip with a how-to, except under CI=true, where a missing promtool is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, generate_latest
+
+from monitor.adapters.metrics import Metrics
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "svarstid.json"
+SETUP = ROOT / "scripts" / "promtool-setup"
+
+# What Grafana puts in place of its variables before it sends a query.
+GRAFANA_VARIABLES = {
+    "window": "30d",
+    "target": ".*",
+    "county": ".*",
+    "__range": "1d",
+    "__rate_interval": "2m",
+    "__interval": "30s",
+}
+GRAFANA_VARIABLE = re.compile(r"\$\{?(\w+)\}?")
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    result = subprocess.run(
+        ["bash", str(SETUP)], capture_output=True, text=True, timeout=600, check=False
+    )
+    if result.returncode == 0:
+        return result.stdout.strip().splitlines()[-1]
+    message = (
+        "promtool is not available and scripts/promtool-setup could not install it "
+        f"({result.stderr.strip()[-300:]}). Enable with: sudo scripts/promtool-setup "
+        "(or apt-get install --no-install-recommends prometheus)"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def run(command: list[str], *, cwd: Path = ROOT, stdin: bytes | None = None) -> str:
+    result = subprocess.run(
+        command, cwd=cwd, input=stdin, capture_output=True, timeout=120, check=False
+    )
+    output = (result.stdout + result.stderr).decode(errors="replace")
+    assert result.returncode == 0, output
+    return output
+
+
+def test_alert_rules_pass_promtool_check_rules(promtool: str) -> None:
+    output = run([promtool, "check", "rules", "alerts.yml"], cwd=PROMETHEUS_DIR)
+    assert "SUCCESS" in output
+
+
+def test_alert_unit_tests_pass_promtool_test_rules(promtool: str) -> None:
+    output = run([promtool, "test", "rules", "alerts_test.yml"], cwd=PROMETHEUS_DIR)
+    assert "SUCCESS" in output
+
+
+def test_example_prometheus_config_passes_promtool_check_config(promtool: str) -> None:
+    run([promtool, "check", "config", "prometheus.yml"], cwd=PROMETHEUS_DIR)
+
+
+def substitute_grafana_variables(expr: str) -> str:
+    def value(match: re.Match[str]) -> str:
+        return GRAFANA_VARIABLES[match.group(1)]
+
+    return GRAFANA_VARIABLE.sub(value, expr)
+
+
+def dashboard_recording_rules() -> dict[str, object]:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    rules = [
+        {
+            "record": f"svarstid_dashboard:panel_{panel['id']}_{target['refId']}",
+            "expr": substitute_grafana_variables(target["expr"]),
+        }
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+    ]
+    return {"groups": [{"name": "svarstid-dashboard-panels", "rules": rules}]}
+
+
+def test_every_dashboard_expression_is_valid_promql(promtool: str, tmp_path: Path) -> None:
+    rules = dashboard_recording_rules()
+    rule_file = tmp_path / "dashboard_rules.yml"
+    rule_file.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
+    output = run([promtool, "check", "rules", str(rule_file)])
+    group = rules["groups"][0]  # type: ignore[index]
+    assert f"SUCCESS: {len(group['rules'])} rules found" in output
+
+
+def sample_exposition() -> bytes:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, version="0.1.0")
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    for target, county in (("nacka", "Stockholms län"), ("uppsala", "Uppsala län")):
+        metrics.track_target(target)
+        metrics.probe_sent(target)
+        metrics.probe_send_failed(target, permanent=False)
+        metrics.probe_bounced(target, permanent=True)
+        metrics.reply_measured(target, wall_seconds=65 * 3600.0, working_seconds=5 * 3600.0)
+        metrics.set_window_stats(target, county, 30, 0.8, 5.0, 10, auto_ack_ratio=0.3)
+        metrics.set_window_stats(target, county, 90, None, None, 0)
+        metrics.set_county_stats(county, 30, 0.8, 5.0, 10, auto_ack_ratio=0.3)
+    metrics.probe_uncertain("nacka")
+    metrics.message_processed("human", matched=True)
+    metrics.message_processed("bulk", matched=False)
+    metrics.message_flagged()
+    metrics.set_imap_connected(True)
+    metrics.smtp_succeeded(at)
+    metrics.smtp_failed()
+    metrics.message_ingested(at)
+    metrics.probe_tick(at)
+    metrics.set_unmatched(3)
+    metrics.set_last_probe_sent(at)
+    return generate_latest(registry)
+
+
+def test_metrics_exposition_passes_promtool_check_metrics(promtool: str) -> None:
+    exposition = sample_exposition()
+    assert b"svarstid_target_within_one_working_day_ratio{" in exposition
+    run([promtool, "check", "metrics"], stdin=exposition)
