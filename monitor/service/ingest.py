@@ -138,18 +138,18 @@ class InboxService:
             await self._tie_to_probe(stored, stored.probe_token)
 
     async def _tie_to_probe(self, stored: StoredMessage, token: str) -> None:
-        if stored.kind is MessageKind.BOUNCE and stored.permanent:
-            await self._mark_failing(token, stored)
+        probe = await self._store.probe(token)
+        if probe is not None and stored.kind is MessageKind.BOUNCE:
+            self._metrics.probe_bounced(probe.target_id, bool(stored.permanent))
+            if stored.permanent:
+                await self._mark_failing(probe.target_id, token, stored)
         await self._outcomes.recompute(token)
 
-    async def _mark_failing(self, token: str, stored: StoredMessage) -> None:
-        probe = await self._store.probe(token)
-        if probe is None:
-            return
+    async def _mark_failing(self, target_id: str, token: str, stored: StoredMessage) -> None:
         reason = f"permanent bounce {stored.message_id or stored.message_key[:12]}"
-        await self._store.set_address_failing(probe.target_id, reason, stored.received_at)
-        self._metrics.set_address_failing(probe.target_id, True)
-        event(log, logging.WARNING, "target address failing", target=probe.target_id, probe=token)
+        await self._store.set_address_failing(target_id, reason, stored.received_at)
+        self._metrics.set_address_failing(target_id, True)
+        event(log, logging.WARNING, "target address failing", target=target_id, probe=token)
 
     async def assign(self, key_or_message_id: str, token: str) -> StoredMessage | None:
         """Tie a held message to a probe by hand and recompute that probe's outcome."""

@@ -8,15 +8,17 @@ from datetime import datetime, timedelta
 
 from monitor.adapters.metrics import Metrics
 from monitor.adapters.sql import Store
+from monitor.domain.calendar import OfficeCalendar
 from monitor.domain.model import (
     ObservedMessage,
     OutcomeState,
+    Probe,
     ProbeOutcome,
     ProbeState,
     StoredMessage,
 )
 from monitor.domain.outcome import compute_outcome
-from monitor.domain.stats import summarise
+from monitor.domain.stats import GroupStats, summarise
 from monitor.logs import event
 from monitor.service.context import Clock, World
 
@@ -99,21 +101,21 @@ class OutcomeService:
         now = self._clock()
         for days in ROLLING_WINDOWS_DAYS:
             rows = await self._store.outcomes(now - timedelta(days=days), now)
-            by_target: dict[str, list[ProbeOutcome]] = defaultdict(list)
-            for outcome, probe in rows:
-                by_target[probe.target_id].append(outcome)
-            self._publish_window(days, by_target, now)
+            self._publish_window(days, rows, now)
         await self._publish_outstanding()
 
     def _publish_window(
-        self, days: int, by_target: dict[str, list[ProbeOutcome]], now: datetime
+        self, days: int, rows: list[tuple[ProbeOutcome, Probe]], now: datetime
     ) -> None:
+        target_of = {outcome.token: probe.target_id for outcome, probe in rows}
+        by_target: dict[str, list[ProbeOutcome]] = defaultdict(list)
+        for outcome, probe in rows:
+            by_target[probe.target_id].append(outcome)
         by_county: dict[str, list[ProbeOutcome]] = defaultdict(list)
         for target in self._world.targets:
-            outcomes = by_target.get(target.id, [])
-            county = target.county or "okänt"
-            by_county[county].extend(outcomes)
-            stats = summarise(target.id, outcomes, now=now, min_probes=self._min_probes)
+            county = target.county or ""
+            by_county[county].extend(by_target.get(target.id, []))
+            stats = self._summarise(target.id, by_target.get(target.id, []), now, target_of)
             self._metrics.set_window_stats(
                 target.id,
                 county,
@@ -121,12 +123,26 @@ class OutcomeService:
                 stats.within_one.ratio,
                 stats.median_working_hours,
                 stats.measurable,
+                auto_ack_ratio=stats.auto_ack_share.ratio,
             )
         for county, outcomes in by_county.items():
-            stats = summarise(county, outcomes, now=now, min_probes=self._min_probes)
+            stats = self._summarise(county, outcomes, now, target_of)
             self._metrics.set_county_stats(
-                county, days, stats.within_one.ratio, stats.median_working_hours, stats.measurable
+                county,
+                days,
+                stats.within_one.ratio,
+                stats.median_working_hours,
+                stats.measurable,
+                auto_ack_ratio=stats.auto_ack_share.ratio,
             )
+
+    def _summarise(
+        self, key: str, outcomes: list[ProbeOutcome], now: datetime, target_of: dict[str, str]
+    ) -> GroupStats:
+        def calendar_of(token: str) -> OfficeCalendar:
+            return self._world.calendar_for_id(target_of.get(token, ""))
+
+        return summarise(key, outcomes, now=now, cal_for=calendar_of, min_probes=self._min_probes)
 
     @property
     def _min_probes(self) -> int:
