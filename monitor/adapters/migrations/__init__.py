@@ -1,0 +1,1 @@
+"""Alembic migrations of the svarstid database, run by ``Store.upgrade()`` (no alembic.ini)."""

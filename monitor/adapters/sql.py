@@ -1,0 +1,885 @@
+"""SQL storage: translates domain values to rows and back (SQLite by default, PostgreSQL).
+
+The store holds no business rules: it never decides kinds, matches, outcomes or schedules.
+The one rule it enforces is the persisted send state machine (see ``TRANSITIONS``), because
+a probe must never be sent twice after a crash and only the database can guarantee that.
+
+Every public method is one transaction. On SQLite, write transactions open with
+``BEGIN IMMEDIATE`` so that a writer waits (busy_timeout) instead of failing with
+SQLITE_BUSY when it would have to upgrade a read snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    and_,
+    bindparam,
+    case,
+    event,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from monitor.adapters.sql_schema import (
+    UtcDateTime,
+    mailbox_checkpoints,
+    messages,
+    monitor_runs,
+    outcomes,
+    probe_events,
+    probes,
+    targets,
+)
+from monitor.domain.model import (
+    Checkpoint,
+    MatchMethod,
+    MessageKind,
+    OutcomeState,
+    Probe,
+    ProbeCandidate,
+    ProbeOutcome,
+    ProbeRecord,
+    ProbeState,
+    StoredMessage,
+    Target,
+)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_WRITE_OPTION = "svarstid_write"
+
+# The send state machine of model.ProbeState; every other move is a bug in the caller.
+TRANSITIONS: Mapping[ProbeState, frozenset[ProbeState]] = {
+    ProbeState.PLANNED: frozenset({ProbeState.SENDING, ProbeState.FAILED}),
+    ProbeState.SENDING: frozenset({ProbeState.SENT, ProbeState.FAILED, ProbeState.UNCERTAIN}),
+}
+RECOVERED_DETAIL = "monitor restarted while sending: delivery unknown, never resent"
+
+
+class IllegalTransition(Exception):
+    """A probe was asked to move to a state its current state does not lead to."""
+
+    def __init__(self, token: str, current: ProbeState | None, wanted: ProbeState) -> None:
+        shown = current.value if current is not None else "(new)"
+        super().__init__(f"probe {token}: {shown} -> {wanted.value} is not allowed")
+        self.token = token
+        self.current = current
+        self.wanted = wanted
+
+
+class UnknownProbe(LookupError):
+    """No probe with that token."""
+
+
+class UnknownMessage(LookupError):
+    """No stored message with that key."""
+
+
+class UnknownTarget(LookupError):
+    """No target with that id."""
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """One line of ``svarstid status``."""
+
+    target_id: str
+    name: str
+    address: str
+    paused: bool
+    probes_sent: int
+    last_sent_at: datetime | None
+    last_outcome: OutcomeState | None  # outcome of the most recently sent probe, if computed
+    last_reply_at: datetime | None  # latest first human answer of any probe of the target
+    address_failing: bool
+    address_failing_reason: str | None
+    address_failing_since: datetime | None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """Async storage of targets, probes, messages, outcomes, checkpoints and heartbeats."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        if engine.dialect.name not in SUPPORTED_DIALECTS:
+            raise ValueError(
+                f"unsupported database {engine.dialect.name!r}: use SQLite or PostgreSQL"
+            )
+        self._engine = engine
+        self._write_engine = engine.execution_options(**{_WRITE_OPTION: True})
+        self._clock = clock
+
+    @classmethod
+    def from_url(cls, url: str, *, echo: bool = False) -> Store:
+        backend = make_url(url).get_backend_name()
+        if backend not in SUPPORTED_DIALECTS:
+            raise ValueError(f"unsupported database {backend!r}: use SQLite or PostgreSQL")
+        engine = create_async_engine(url, echo=echo, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            _configure_sqlite(engine.sync_engine)
+        return cls(engine)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def upgrade(self) -> None:
+        """Apply every Alembic migration up to head; a no-op on an up-to-date database."""
+        async with self._write_engine.begin() as conn:
+            await conn.run_sync(_run_alembic_upgrade)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def ping(self) -> None:
+        async with self._engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    # -- targets ---------------------------------------------------------------------------
+
+    async def sync_targets(self, targets_: Sequence[Target], now: datetime) -> None:
+        """Upsert the configured targets; those no longer configured become inactive.
+
+        A changed address clears the address-failing mark, which belonged to the old address.
+        """
+        async with self._write_engine.begin() as conn:
+            for target in targets_:
+                await conn.execute(_target_upsert(conn, target, now))
+            ids = [t.id for t in targets_]
+            await conn.execute(
+                update(targets)
+                .where(targets.c.active.is_(True), targets.c.id.not_in(ids))
+                .values(active=False, updated_at=now)
+            )
+
+    async def targets(self) -> list[Target]:
+        """Active (configured) targets, by id."""
+        query = select(targets).where(targets.c.active.is_(True)).order_by(targets.c.id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_target_from_row(row) for row in rows]
+
+    async def failing_targets(self) -> dict[str, str]:
+        """Active targets whose address is marked failing: id -> reason."""
+        query = select(targets.c.id, targets.c.address_failing_reason).where(
+            targets.c.active.is_(True), targets.c.address_failing.is_(True)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {row.id: row.address_failing_reason or "" for row in rows}
+
+    async def set_address_failing(self, target_id: str, reason: str | None, at: datetime) -> None:
+        """Mark the target's address failing since ``at`` (kept if already failing); None clears."""
+        if reason is None:
+            values: dict[str, Any] = {
+                "address_failing": False,
+                "address_failing_reason": None,
+                "address_failing_since": None,
+            }
+        else:
+            at_param = bindparam("failing_at", at, type_=UtcDateTime())
+            since = func.coalesce(targets.c.address_failing_since, at_param)
+            values = {
+                "address_failing": True,
+                "address_failing_reason": reason,
+                "address_failing_since": since,
+            }
+        statement = update(targets).where(targets.c.id == target_id)
+        async with self._write_engine.begin() as conn:
+            result = await conn.execute(statement.values(updated_at=at, **values))
+            if result.rowcount == 0:
+                raise UnknownTarget(target_id)
+
+    # -- probes ----------------------------------------------------------------------------
+
+    async def insert_probe(self, probe: Probe) -> None:
+        """Store a new PLANNED probe and its first event (at ``planned_at``)."""
+        if probe.state is not ProbeState.PLANNED:
+            raise IllegalTransition(probe.token, None, probe.state)
+        async with self._write_engine.begin() as conn:
+            await conn.execute(probes.insert().values(_probe_values(probe)))
+            await conn.execute(_event_insert(probe.token, probe.state, probe.planned_at, None))
+
+    async def transition_probe(
+        self,
+        token: str,
+        state: ProbeState,
+        at: datetime,
+        *,
+        sent_at: datetime | None = None,
+        permanent: bool | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Move a probe along the send state machine and record the event.
+
+        Raises UnknownProbe, IllegalTransition, or ValueError when ``sent_at`` is missing for
+        SENT or given for another state.
+        ``detail`` is kept in the event; for FAILED and UNCERTAIN also as failure_detail.
+        """
+        if state is ProbeState.SENT and sent_at is None:
+            raise ValueError(f"probe {token}: SENT needs sent_at (the SMTP accept time)")
+        if state is not ProbeState.SENT and sent_at is not None:
+            raise ValueError(f"probe {token}: sent_at belongs to SENT only, not {state.value}")
+        values = _transition_values(state, at, sent_at, permanent, detail)
+        async with self._write_engine.begin() as conn:
+            current = await _probe_state(conn, token)
+            if state not in TRANSITIONS.get(current, frozenset()):
+                raise IllegalTransition(token, current, state)
+            result = await conn.execute(
+                update(probes)
+                .where(probes.c.token == token, probes.c.state == current.value)
+                .values(values)
+            )
+            if result.rowcount != 1:  # another writer moved it between our read and write
+                raise IllegalTransition(token, current, state)
+            await conn.execute(_event_insert(token, state, at, detail))
+
+    async def recover_in_flight(self, at: datetime) -> list[str]:
+        """Crash recovery: every SENDING probe becomes UNCERTAIN. Returns their tokens."""
+        async with self._write_engine.begin() as conn:
+            query = select(probes.c.token).where(probes.c.state == ProbeState.SENDING.value)
+            tokens = sorted((await conn.execute(query)).scalars())
+            if not tokens:
+                return []
+            await conn.execute(
+                update(probes)
+                .where(probes.c.token.in_(tokens))
+                .values(
+                    state=ProbeState.UNCERTAIN.value,
+                    failure_detail=RECOVERED_DETAIL,
+                    updated_at=at,
+                )
+            )
+            await conn.execute(
+                probe_events.insert(),
+                [_event_values(t, ProbeState.UNCERTAIN, at, RECOVERED_DETAIL) for t in tokens],
+            )
+        return tokens
+
+    async def probe(self, token: str) -> Probe | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(probes).where(probes.c.token == token))).first()
+        return _probe_from_row(row) if row is not None else None
+
+    async def probe_events(self, token: str) -> list[tuple[ProbeState, datetime, str | None]]:
+        """The state history of a probe, oldest first."""
+        query = (
+            select(probe_events.c.state, probe_events.c.at, probe_events.c.detail)
+            .where(probe_events.c.token == token)
+            .order_by(probe_events.c.id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(ProbeState(row.state), row.at, row.detail) for row in rows]
+
+    async def probe_records(self, since: datetime) -> list[ProbeRecord]:
+        """Probes planned at or after ``since``, plus every outstanding probe however old.
+
+        Outstanding: PLANNED or SENDING, or SENT with no outcome or one unanswered so far.
+        """
+        outstanding = _outstanding_clause()
+        query = (
+            select(probes, outstanding.label("outstanding"))
+            .select_from(probes.outerjoin(outcomes))
+            .where(or_(probes.c.planned_at >= since, outstanding))
+            .order_by(probes.c.planned_at, probes.c.token)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_record_from_row(row) for row in rows]
+
+    async def match_candidates(self, since: datetime) -> list[ProbeCandidate]:
+        """SENT probes sent at or after ``since`` and UNCERTAIN ones (by sent_at or planned_at)."""
+        sent = and_(probes.c.state == ProbeState.SENT.value, probes.c.sent_at >= since)
+        uncertain = and_(
+            probes.c.state == ProbeState.UNCERTAIN.value,
+            func.coalesce(probes.c.sent_at, probes.c.planned_at) >= since,
+        )
+        query = select(probes).where(or_(sent, uncertain)).order_by(probes.c.token)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_candidate_from_row(row) for row in rows]
+
+    async def candidate_by_token(self, token: str) -> ProbeCandidate | None:
+        """The probe as a match candidate, or None if unknown or never (possibly) sent."""
+        query = select(probes).where(
+            probes.c.token == token,
+            probes.c.state.in_([ProbeState.SENT.value, ProbeState.UNCERTAIN.value]),
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return _candidate_from_row(row) if row is not None else None
+
+    # -- mailbox ---------------------------------------------------------------------------
+
+    async def checkpoint(self, folder: str) -> Checkpoint | None:
+        query = select(mailbox_checkpoints).where(mailbox_checkpoints.c.folder == folder)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return Checkpoint(folder=row.folder, uidvalidity=row.uidvalidity, last_uid=row.last_uid)
+
+    async def record_message(self, message: StoredMessage, checkpoint: Checkpoint | None) -> bool:
+        """Store the message unless its key exists (then False) and advance the checkpoint.
+
+        Both in one transaction, so the checkpoint never passes an uncommitted message. The
+        checkpoint only moves forward within a UIDVALIDITY; a new UIDVALIDITY replaces it.
+        """
+        now = self._clock()
+        async with self._write_engine.begin() as conn:
+            insert = _dialect_insert(conn, messages).values(_message_values(message, now))
+            result = await conn.execute(insert.on_conflict_do_nothing())
+            if checkpoint is not None:
+                await conn.execute(_checkpoint_upsert(conn, checkpoint, now))
+        return result.rowcount == 1
+
+    async def messages_for_probe(self, token: str) -> list[StoredMessage]:
+        """Messages tied to the probe, by received_at."""
+        query = (
+            select(messages)
+            .where(messages.c.probe_token == token)
+            .order_by(messages.c.received_at, messages.c.message_key)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_message_from_row(row) for row in rows]
+
+    async def message(self, message_key: str) -> StoredMessage | None:
+        query = select(messages).where(messages.c.message_key == message_key)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return _message_from_row(row) if row is not None else None
+
+    async def unmatched_messages(self, limit: int = 100) -> list[StoredMessage]:
+        """Messages tied to no probe, newest first."""
+        query = (
+            select(messages)
+            .where(messages.c.probe_token.is_(None))
+            .order_by(messages.c.received_at.desc(), messages.c.message_key)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_message_from_row(row) for row in rows]
+
+    async def assign_message(
+        self, message_key: str, token: str | None, method: MatchMethod
+    ) -> None:
+        """Tie a message to a probe (or untie it with None). Raises UnknownMessage/UnknownProbe."""
+        async with self._write_engine.begin() as conn:
+            if token is not None:
+                await _probe_state(conn, token)
+            result = await conn.execute(
+                update(messages)
+                .where(messages.c.message_key == message_key)
+                .values(probe_token=token, match_method=method.value)
+            )
+            if result.rowcount == 0:
+                raise UnknownMessage(message_key)
+
+    async def purge_bodies(self, older_than: datetime) -> int:
+        """Drop the raw bytes of messages received before ``older_than``; returns how many."""
+        statement = (
+            update(messages)
+            .where(messages.c.raw.is_not(None), messages.c.received_at < older_than)
+            .values(raw=None)
+        )
+        async with self._write_engine.begin() as conn:
+            result = await conn.execute(statement)
+        return int(result.rowcount)
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    async def save_outcome(self, outcome: ProbeOutcome, computed_at: datetime) -> None:
+        """Insert or replace the outcome of a probe."""
+        values = _outcome_values(outcome, computed_at)
+        async with self._write_engine.begin() as conn:
+            insert = _dialect_insert(conn, outcomes).values(values)
+            changes = {key: insert.excluded[key] for key in values if key != "token"}
+            await conn.execute(
+                insert.on_conflict_do_update(index_elements=[outcomes.c.token], set_=changes)
+            )
+
+    async def outcomes(
+        self, since: datetime, until: datetime | None = None
+    ) -> list[tuple[ProbeOutcome, Probe]]:
+        """Outcomes with their probes, for probes sent in [since, until), by sent_at."""
+        query = select(outcomes, probes).join(probes, probes.c.token == outcomes.c.token)
+        query = query.where(probes.c.sent_at >= since)
+        if until is not None:
+            query = query.where(probes.c.sent_at < until)
+        query = query.order_by(probes.c.sent_at, probes.c.token)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(_outcome_from_row(row), _probe_from_row(row)) for row in rows]
+
+    async def outcome(self, token: str) -> ProbeOutcome | None:
+        query = select(outcomes).where(outcomes.c.token == token)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return _outcome_from_row(row) if row is not None else None
+
+    async def open_probe_tokens(self) -> list[str]:
+        """SENT probes whose outcome is missing or unanswered so far, by sent_at."""
+        query = (
+            select(probes.c.token)
+            .select_from(probes.outerjoin(outcomes))
+            .where(probes.c.state == ProbeState.SENT.value, _open_outcome_clause())
+            .order_by(probes.c.sent_at, probes.c.token)
+        )
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    async def status_rows(self) -> list[TargetStatus]:
+        """Per active target: probes sent, last send, last outcome, last reply, failing mark."""
+        async with self._engine.connect() as conn:
+            target_rows = (
+                await conn.execute(
+                    select(targets).where(targets.c.active.is_(True)).order_by(targets.c.id)
+                )
+            ).all()
+            sent = {row.target_id: row for row in (await conn.execute(_sent_summary())).all()}
+            last_state = {r[0]: r[1] for r in (await conn.execute(_last_outcome_states())).all()}
+            replies = {r[0]: r[1] for r in (await conn.execute(_last_replies())).all()}
+        return [_status(row, sent.get(row.id), last_state, replies) for row in target_rows]
+
+    # -- monitor liveness ------------------------------------------------------------------
+
+    async def heartbeat(self, run_id: str, now: datetime) -> None:
+        """Record that monitor run ``run_id`` is alive at ``now`` (starts the run if new)."""
+        async with self._write_engine.begin() as conn:
+            insert = _dialect_insert(conn, monitor_runs).values(
+                run_id=run_id, started_at=now, last_seen_at=now
+            )
+            await conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[monitor_runs.c.run_id],
+                    set_={"last_seen_at": insert.excluded.last_seen_at},
+                )
+            )
+
+    async def downtime(
+        self, since: datetime, stale_after: timedelta
+    ) -> list[tuple[datetime, datetime]]:
+        """Periods no run was alive: from a last heartbeat to the next run's start.
+
+        A gap counts when it is longer than ``stale_after`` (the heartbeat interval plus
+        slack). Gaps ending after ``since`` are returned whole (not clipped), oldest first.
+        """
+        query = select(monitor_runs.c.started_at, monitor_runs.c.last_seen_at).order_by(
+            monitor_runs.c.started_at
+        )
+        async with self._engine.connect() as conn:
+            runs = [(r[0], r[1]) for r in (await conn.execute(query)).all()]
+        gaps = _gaps(runs, stale_after)
+        return [(start, end) for start, end in gaps if end > since]
+
+
+# -- engine setup ------------------------------------------------------------------------------
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the sqlite3 module: its legacy mode does not begin a
+        # transaction before SELECT or DDL, which breaks repeatable reads and migrations.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA foreign_keys=ON",
+            f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            "PRAGMA synchronous=NORMAL",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def alembic_config() -> Config:
+    """The Alembic configuration of svarstid, built in code (there is no alembic.ini)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def _run_alembic_upgrade(connection: Connection) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _dialect_insert(conn: AsyncConnection, table: Any) -> sqlite.Insert | postgresql.Insert:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+# -- statements --------------------------------------------------------------------------------
+
+
+def _target_upsert(conn: AsyncConnection, target: Target, now: datetime) -> Any:
+    insert = _dialect_insert(conn, targets).values(
+        id=target.id,
+        name=target.name,
+        address=target.address,
+        kommunkod=target.kommunkod,
+        county=target.county,
+        tags=list(target.tags),
+        calendar=target.calendar,
+        paused=target.paused,
+        active=True,
+        address_failing=False,
+        updated_at=now,
+    )
+    new = insert.excluded
+    same_address = targets.c.address == new.address
+    changes: dict[str, Any] = {
+        key: new[key]
+        for key in ("name", "address", "kommunkod", "county", "tags", "calendar", "paused")
+    }
+    changes |= {
+        "active": True,
+        "updated_at": new.updated_at,
+        "address_failing": case((same_address, targets.c.address_failing), else_=False),
+        "address_failing_reason": case((same_address, targets.c.address_failing_reason)),
+        "address_failing_since": case((same_address, targets.c.address_failing_since)),
+    }
+    return insert.on_conflict_do_update(index_elements=[targets.c.id], set_=changes)
+
+
+def _checkpoint_upsert(conn: AsyncConnection, checkpoint: Checkpoint, now: datetime) -> Any:
+    table = mailbox_checkpoints
+    insert = _dialect_insert(conn, table).values(
+        folder=checkpoint.folder,
+        uidvalidity=checkpoint.uidvalidity,
+        last_uid=checkpoint.last_uid,
+        updated_at=now,
+    )
+    new = insert.excluded
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.folder],
+        set_={"uidvalidity": new.uidvalidity, "last_uid": new.last_uid, "updated_at": now},
+        where=or_(table.c.uidvalidity != new.uidvalidity, table.c.last_uid < new.last_uid),
+    )
+
+
+async def _probe_state(conn: AsyncConnection, token: str) -> ProbeState:
+    query = select(probes.c.state).where(probes.c.token == token)
+    state = (await conn.execute(query)).scalar_one_or_none()
+    if state is None:
+        raise UnknownProbe(token)
+    return ProbeState(state)
+
+
+def _transition_values(
+    state: ProbeState,
+    at: datetime,
+    sent_at: datetime | None,
+    permanent: bool | None,
+    detail: str | None,
+) -> dict[str, Any]:
+    values: dict[str, Any] = {"state": state.value, "updated_at": at}
+    if sent_at is not None:
+        values["sent_at"] = sent_at
+    if permanent is not None:
+        values["failure_permanent"] = permanent
+    if detail is not None and state in (ProbeState.FAILED, ProbeState.UNCERTAIN):
+        values["failure_detail"] = detail
+    return values
+
+
+def _event_values(
+    token: str, state: ProbeState, at: datetime, detail: str | None
+) -> dict[str, Any]:
+    return {"token": token, "state": state.value, "at": at, "detail": detail}
+
+
+def _event_insert(token: str, state: ProbeState, at: datetime, detail: str | None) -> Any:
+    return probe_events.insert().values(_event_values(token, state, at, detail))
+
+
+def _open_outcome_clause() -> ColumnElement[bool]:
+    return or_(outcomes.c.state.is_(None), outcomes.c.state == OutcomeState.UNANSWERED_SO_FAR.value)
+
+
+def _outstanding_clause() -> ColumnElement[bool]:
+    in_flight = probes.c.state.in_([ProbeState.PLANNED.value, ProbeState.SENDING.value])
+    waiting = and_(probes.c.state == ProbeState.SENT.value, _open_outcome_clause())
+    return or_(in_flight, waiting)
+
+
+def _sent_summary() -> Any:
+    return (
+        select(
+            probes.c.target_id,
+            func.count().label("probes_sent"),
+            func.max(probes.c.sent_at).label("last_sent_at"),
+        )
+        .where(probes.c.state == ProbeState.SENT.value)
+        .group_by(probes.c.target_id)
+    )
+
+
+def _last_outcome_states() -> Any:
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=probes.c.target_id,
+            order_by=(probes.c.sent_at.desc(), probes.c.token.desc()),
+        )
+        .label("rank")
+    )
+    latest = (
+        select(probes.c.target_id, probes.c.token, rank)
+        .where(probes.c.state == ProbeState.SENT.value)
+        .subquery()
+    )
+    return (
+        select(latest.c.target_id, outcomes.c.state)
+        .join(outcomes, outcomes.c.token == latest.c.token)
+        .where(latest.c.rank == 1)
+    )
+
+
+def _last_replies() -> Any:
+    return (
+        select(probes.c.target_id, func.max(outcomes.c.first_human_at))
+        .join(outcomes, outcomes.c.token == probes.c.token)
+        .where(outcomes.c.first_human_at.is_not(None))
+        .group_by(probes.c.target_id)
+    )
+
+
+def _gaps(
+    runs: list[tuple[datetime, datetime]], stale_after: timedelta
+) -> list[tuple[datetime, datetime]]:
+    gaps: list[tuple[datetime, datetime]] = []
+    covered_until: datetime | None = None
+    for started_at, last_seen_at in runs:  # ordered by started_at; runs may overlap
+        if covered_until is not None and started_at - covered_until > stale_after:
+            gaps.append((covered_until, started_at))
+        if covered_until is None or last_seen_at > covered_until:
+            covered_until = last_seen_at
+    return gaps
+
+
+# -- rows <-> values ---------------------------------------------------------------------------
+
+
+def _target_from_row(row: Row[Any]) -> Target:
+    return Target(
+        id=row.id,
+        name=row.name,
+        address=row.address,
+        kommunkod=row.kommunkod,
+        county=row.county,
+        tags=tuple(row.tags),
+        calendar=row.calendar,
+        paused=row.paused,
+    )
+
+
+def _probe_values(probe: Probe) -> dict[str, Any]:
+    return {
+        "token": probe.token,
+        "target_id": probe.target_id,
+        "target_address": probe.target_address,
+        "question_id": probe.question_id,
+        "persona_id": probe.persona_id,
+        "reply_address": probe.reply_address,
+        "message_id": probe.message_id,
+        "subject": probe.subject,
+        "body": probe.body,
+        "state": probe.state.value,
+        "planned_at": probe.planned_at,
+        "sent_at": probe.sent_at,
+        "failure_permanent": probe.failure_permanent,
+        "failure_detail": probe.failure_detail,
+        "updated_at": probe.planned_at,
+    }
+
+
+def _probe_from_row(row: Row[Any]) -> Probe:
+    m = row._mapping
+    return Probe(
+        token=m[probes.c.token],
+        target_id=m[probes.c.target_id],
+        target_address=m[probes.c.target_address],
+        question_id=m[probes.c.question_id],
+        persona_id=m[probes.c.persona_id],
+        reply_address=m[probes.c.reply_address],
+        message_id=m[probes.c.message_id],
+        subject=m[probes.c.subject],
+        body=m[probes.c.body],
+        state=ProbeState(m[probes.c.state]),
+        planned_at=m[probes.c.planned_at],
+        sent_at=m[probes.c.sent_at],
+        failure_permanent=m[probes.c.failure_permanent],
+        failure_detail=m[probes.c.failure_detail],
+    )
+
+
+def _record_from_row(row: Row[Any]) -> ProbeRecord:
+    m = row._mapping
+    return ProbeRecord(
+        token=m[probes.c.token],
+        target_id=m[probes.c.target_id],
+        question_id=m[probes.c.question_id],
+        persona_id=m[probes.c.persona_id],
+        state=ProbeState(m[probes.c.state]),
+        planned_at=m[probes.c.planned_at],
+        sent_at=m[probes.c.sent_at],
+        outstanding=bool(m["outstanding"]),
+    )
+
+
+def _candidate_from_row(row: Row[Any]) -> ProbeCandidate:
+    return ProbeCandidate(
+        token=row.token,
+        target_id=row.target_id,
+        target_address=row.target_address,
+        reply_address=row.reply_address,
+        message_id=row.message_id,
+        subject=row.subject,
+        body=row.body,
+        # An UNCERTAIN probe may have gone out at any time after it was planned.
+        sent_at=row.sent_at if row.sent_at is not None else row.planned_at,
+    )
+
+
+def _message_values(message: StoredMessage, stored_at: datetime) -> dict[str, Any]:
+    return {
+        "message_key": message.message_key,
+        "message_id": message.message_id,
+        "folder": message.folder,
+        "uidvalidity": message.uidvalidity,
+        "uid": message.uid,
+        "received_at": message.received_at,
+        "from_address": message.from_address,
+        "subject": message.subject,
+        "size": message.size,
+        "kind": message.kind.value,
+        "permanent": message.permanent,
+        "ticket_number": message.ticket_number,
+        "has_new_text": message.has_new_text,
+        "probe_token": message.probe_token,
+        "match_method": message.match_method.value,
+        "defects": list(message.defects),
+        "raw": message.raw,
+        "stored_at": stored_at,
+    }
+
+
+def _message_from_row(row: Row[Any]) -> StoredMessage:
+    return StoredMessage(
+        message_key=row.message_key,
+        message_id=row.message_id,
+        folder=row.folder,
+        uidvalidity=row.uidvalidity,
+        uid=row.uid,
+        received_at=row.received_at,
+        from_address=row.from_address,
+        subject=row.subject,
+        size=row.size,
+        kind=MessageKind(row.kind),
+        permanent=row.permanent,
+        ticket_number=row.ticket_number,
+        has_new_text=row.has_new_text,
+        probe_token=row.probe_token,
+        match_method=MatchMethod(row.match_method),
+        defects=tuple(row.defects),
+        raw=row.raw,
+    )
+
+
+def _outcome_values(outcome: ProbeOutcome, computed_at: datetime) -> dict[str, Any]:
+    return {
+        "token": outcome.token,
+        "state": outcome.state.value,
+        "clock_start": outcome.clock_start,
+        "first_ack_at": outcome.first_ack_at,
+        "ack_ticket_number": outcome.ack_ticket_number,
+        "ack_wall_seconds": outcome.ack_wall_seconds,
+        "ack_working_seconds": outcome.ack_working_seconds,
+        "first_human_at": outcome.first_human_at,
+        "wall_seconds": outcome.wall_seconds,
+        "working_seconds": outcome.working_seconds,
+        "within_one_working_day": outcome.within_one_working_day,
+        "within_two_working_days": outcome.within_two_working_days,
+        "bounced": outcome.bounced,
+        "bounce_permanent": outcome.bounce_permanent,
+        "message_keys": list(outcome.message_keys),
+        "computed_at": computed_at,
+    }
+
+
+def _outcome_from_row(row: Row[Any]) -> ProbeOutcome:
+    m = row._mapping
+    return ProbeOutcome(
+        token=m[outcomes.c.token],
+        state=OutcomeState(m[outcomes.c.state]),
+        clock_start=m[outcomes.c.clock_start],
+        first_ack_at=m[outcomes.c.first_ack_at],
+        ack_ticket_number=m[outcomes.c.ack_ticket_number],
+        ack_wall_seconds=m[outcomes.c.ack_wall_seconds],
+        ack_working_seconds=m[outcomes.c.ack_working_seconds],
+        first_human_at=m[outcomes.c.first_human_at],
+        wall_seconds=m[outcomes.c.wall_seconds],
+        working_seconds=m[outcomes.c.working_seconds],
+        within_one_working_day=m[outcomes.c.within_one_working_day],
+        within_two_working_days=m[outcomes.c.within_two_working_days],
+        bounced=m[outcomes.c.bounced],
+        bounce_permanent=m[outcomes.c.bounce_permanent],
+        message_keys=tuple(m[outcomes.c.message_keys]),
+    )
+
+
+def _status(
+    row: Row[Any],
+    sent: Row[Any] | None,
+    last_state: Mapping[str, str],
+    replies: Mapping[str, datetime],
+) -> TargetStatus:
+    state = last_state.get(row.id)
+    return TargetStatus(
+        target_id=row.id,
+        name=row.name,
+        address=row.address,
+        paused=row.paused,
+        probes_sent=sent.probes_sent if sent is not None else 0,
+        last_sent_at=sent.last_sent_at if sent is not None else None,
+        last_outcome=OutcomeState(state) if state is not None else None,
+        last_reply_at=replies.get(row.id),
+        address_failing=row.address_failing,
+        address_failing_reason=row.address_failing_reason,
+        address_failing_since=row.address_failing_since,
+    )
