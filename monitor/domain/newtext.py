@@ -15,6 +15,8 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
+from monitor.domain.model import ParsedMessage
+
 # Outlook's header block: a "From:" line followed within a few lines by "Sent:"/"Date:"
 # and "To:"/"Subject:" (Swedish, English, Outlook for Mac "Datum:"; German, Norwegian,
 # Danish and Finnish desktop clients use the same layout).
@@ -56,11 +58,18 @@ _SENT_FROM_DEVICE = re.compile(
     r"^\s*(skickat|skickad|sänt|sent|get)\s+(från|from|via)(\s+\S+){1,5}\s*$", re.IGNORECASE
 )
 _SIG_DASHES = re.compile(r"^--\s*$")
+# Notice openings only: "När du skickar in ansökan…" or "Information om hur du ansöker…"
+# are answers and must survive.
 _DISCLAIMER_START = re.compile(
-    r"^\s*(behandling av personuppgifter|när du (skickar|mejlar|e-postar)|"
-    r"detta e-?(post)?meddelande|denna e-?post|det här e-?(post)?meddelandet|"
-    r"information om (hur|behandling)|om du inte är (rätt|avsedd) mottagare|"
-    r"this (e-?mail|message) (and any|is|may|contains)|confidentiality notice|disclaimer)",
+    r"^\s*(behandling av personuppgifter|"
+    r"när du (skickar e-?post|skickar (ett )?(e-?postmeddelande|e-?brev|mejl|mail)|"
+    r"mejlar|e-?postar|kontaktar) (till )?(oss|\w+s (kommun|stad|region))|"
+    r"(detta|det här) e-?(post)?meddelande(t)? (kan|är|och|innehåller|har skickats)|"
+    r"denna e-?post (kan|är|och|innehåller)|"
+    r"information om (hur \w+ (behandlar|hanterar)|behandling av) (dina )?personuppgifter|"
+    r"om du inte är (rätt|avsedd) mottagare|"
+    r"this (e-?mail|message) (and any|is intended|may contain|contains)|"
+    r"confidentiality notice|disclaimer:)",
     re.IGNORECASE,
 )
 _DISCLAIMER_WORDS = re.compile(
@@ -85,27 +94,25 @@ _COMMENT_HEAD_LINES = 6
 _HEADER_LOOKAHEAD = 6
 
 
-def extract_new_text(msg_or_text: object) -> str:
+def extract_new_text(msg: ParsedMessage | str) -> str:
     """The text a person wrote: quoted original, signature and disclaimer removed.
 
-    Takes a ParsedMessage (its ``text``) or a plain string.
+    Takes a ParsedMessage (its ``text``: for HTML-only mail the parser's conversion) or a
+    plain string.
     """
-    text = getattr(msg_or_text, "text", msg_or_text)
-    if not isinstance(text, str):
-        return ""
+    text = msg if isinstance(msg, str) else msg.text
     return _join(_new_lines(_lines(text), _ProbeText(None)))
 
 
-def has_new_text(msg: object, probe_body: str | None = None) -> bool:
+def has_new_text(msg: ParsedMessage | str, probe_body: str | None = None) -> bool:
     """True when the message carries text a person wrote beyond quote, signature, disclaimer.
 
-    With ``probe_body``, lines equal to the probe's own lines never count (a copy of the
-    question without quote markers), and answers written inside an Outlook-style quote of
-    the probe (between its lines, no "> ") do count.
+    With ``probe_body``, lines copied from the probe never count (a copy of the question
+    without quote markers), and answers written inside an Outlook-style quote of the probe
+    (between its lines, no "> ") do count. The message kind is the caller's business:
+    automatic mail has no human text whatever this says.
     """
-    text = getattr(msg, "text", msg)
-    if not isinstance(text, str):
-        return False
+    text = msg if isinstance(msg, str) else msg.text
     probe = _ProbeText(probe_body)
     lines = _lines(text)
     if any(_is_substantive(line) for line in _new_lines(lines, probe)):

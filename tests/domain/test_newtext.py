@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.domain.model import ParsedMessage
 from monitor.domain.newtext import extract_new_text, has_new_text
 
 SAMPLES = Path(__file__).parent.parent / "data" / "match" / "newtext"
@@ -129,13 +130,60 @@ def test_an_unchanged_outlook_quote_of_the_probe_is_not_new_text() -> None:
 
 
 def test_parsed_message_objects_are_read_through_their_text() -> None:
-    class Holder:
-        text = "Ja, det går bra.\n\n" + OUTLOOK_BLOCK + PROBE_BODY
-
-    assert extract_new_text(Holder()) == "Ja, det går bra."
-    assert has_new_text(Holder()) is True
+    msg = ParsedMessage(
+        message_id=None,
+        subject="SV: Fråga om skolval till förskoleklass",
+        from_address="sanna@lund.se",
+        from_name=None,
+        return_path=None,
+        to=(),
+        cc=(),
+        delivered_to=(),
+        in_reply_to=(),
+        references=(),
+        thread_topic=None,
+        date=None,
+        received_at=None,
+        content_type="text/plain",
+        report_type=None,
+        headers=(),
+        text="Ja, det går bra.\n\n" + OUTLOOK_BLOCK + PROBE_BODY,
+        html=None,
+    )
+    assert extract_new_text(msg) == "Ja, det går bra."
+    assert has_new_text(msg) is True
 
 
 @pytest.mark.parametrize("text", ["", "   \n\n", "Hej!", "Hej Karin,\n\nMvh\nAnna"])
 def test_greetings_and_blank_text_are_not_new_text(text: str) -> None:
     assert has_new_text(text) is False
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "När du skickar in ansökan ska du bifoga ett läkarintyg.",
+        "Information om hur du ansöker finns på lund.se.",
+        "Detta gäller alla fritidsgårdar i kommunen.",
+        "Hälsningar från oss alla på fritidsgården: välkomna i sommar!",
+    ],
+)
+def test_answer_sentences_that_start_like_notices_or_sign_offs_are_kept(answer: str) -> None:
+    text = f"Hej!\n\n{answer}\n\nMvh\nAnna\n\n" + OUTLOOK_BLOCK + PROBE_BODY
+    assert extract_new_text(text) == f"Hej!\n\n{answer}"
+
+
+@pytest.mark.parametrize(
+    "notice",
+    [
+        "När du skickar e-post till Lunds kommun behandlar vi dina personuppgifter.",
+        "När du kontaktar oss sparas dina uppgifter.",
+        "Detta e-postmeddelande kan innehålla information som omfattas av sekretess.",
+        "Information om hur vi behandlar personuppgifter finns på kommunens webbplats.",
+        "This e-mail may contain confidential information.",
+    ],
+)
+def test_notices_after_the_answer_are_removed_even_without_a_sign_off(notice: str) -> None:
+    assert extract_new_text(f"Ja, det går bra.\n\n{notice}\nLäs mer på webben.") == (
+        "Ja, det går bra."
+    )
