@@ -38,6 +38,8 @@ RETURNED_BODY_CHARS = 4096
 RETURNED_TEXT_CHARS = 64_000
 MAX_PARSED_HEADER = 4000
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_FOLD = re.compile(r"\r?\n[ \t]*")
 _MSGID = re.compile(r"<[^<>\s]+>")
 _STATUS_CODE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _DELIVERED_TO_HEADERS = (
@@ -166,7 +168,7 @@ def _decode_header(name: str, value: str, defects: list[str]) -> str:
 
 def _unsurrogate(value: str) -> str:
     """Headers with raw 8-bit bytes arrive as surrogate escapes; most such mail is UTF-8."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+    if not _SURROGATE.search(value):
         return value
     data = value.encode("utf-8", errors="surrogateescape")
     try:
@@ -176,7 +178,7 @@ def _unsurrogate(value: str) -> str:
 
 
 def _unfold(value: str) -> str:
-    return re.sub(r"\r?\n[ \t]*", " ", value).strip()
+    return _FOLD.sub(" ", value).strip()
 
 
 def _first_values(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
