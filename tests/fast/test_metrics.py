@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.adapters.metrics import HELP, Metrics
+from monitor.domain.model import MessageKind
 
 STOCKHOLM_SUMMER = timezone(timedelta(hours=2))
 
@@ -119,6 +120,14 @@ def test_messages_are_counted_by_kind_and_match(
     metrics.message_processed(kind, matched)
     name = "svarstid_messages_total"
     assert value(registry, name, kind=kind, matched=matched_label) == 1
+
+
+def test_message_kind_enum_is_exported_as_its_value(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    metrics.message_processed(MessageKind.TICKET_RECEIPT, matched=True)
+    name = "svarstid_messages_total"
+    assert value(registry, name, kind="ticket_receipt", matched="true") == 1
 
 
 def test_flagged_messages_are_counted(metrics: Metrics, registry: CollectorRegistry) -> None:

@@ -6,17 +6,26 @@ tests skip with a how-to, except under CI=true, where a missing promtool is a fa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
+from monitor.adapters.http import HttpServer, Readiness
 from monitor.adapters.metrics import Metrics
 
 pytestmark = pytest.mark.integration
@@ -36,6 +45,8 @@ GRAFANA_VARIABLES = {
     "__interval": "30s",
 }
 GRAFANA_VARIABLE = re.compile(r"\$\{?(\w+)\}?")
+
+JsonObject = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
@@ -85,15 +96,20 @@ def substitute_grafana_variables(expr: str) -> str:
     return GRAFANA_VARIABLE.sub(value, expr)
 
 
-def dashboard_recording_rules() -> dict[str, object]:
+def dashboard_queries() -> dict[str, str]:
+    """Each panel query with Grafana's variables filled in, keyed by panel id and refId."""
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    rules = [
-        {
-            "record": f"svarstid_dashboard:panel_{panel['id']}_{target['refId']}",
-            "expr": substitute_grafana_variables(target["expr"]),
-        }
+    return {
+        f"panel_{panel['id']}_{target['refId']}": substitute_grafana_variables(target["expr"])
         for panel in dashboard["panels"]
         for target in panel.get("targets", [])
+    }
+
+
+def dashboard_recording_rules() -> dict[str, object]:
+    rules = [
+        {"record": f"svarstid_dashboard:{name}", "expr": expr}
+        for name, expr in dashboard_queries().items()
     ]
     return {"groups": [{"name": "svarstid-dashboard-panels", "rules": rules}]}
 
@@ -107,9 +123,8 @@ def test_every_dashboard_expression_is_valid_promql(promtool: str, tmp_path: Pat
     assert f"SUCCESS: {len(group['rules'])} rules found" in output
 
 
-def sample_exposition() -> bytes:
-    registry = CollectorRegistry()
-    metrics = Metrics(registry, version="0.1.0")
+def populate(metrics: Metrics) -> None:
+    """Sample data for every metric: two targets in two counties, one address failing."""
     at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     for target, county in (("nacka", "Stockholms län"), ("uppsala", "Uppsala län")):
         metrics.track_target(target)
@@ -131,6 +146,12 @@ def sample_exposition() -> bytes:
     metrics.probe_tick(at)
     metrics.set_unmatched(3)
     metrics.set_last_probe_sent(at)
+    metrics.set_address_failing("uppsala", True)
+
+
+def sample_exposition() -> bytes:
+    registry = CollectorRegistry()
+    populate(Metrics(registry, version="0.1.0"))
     return generate_latest(registry)
 
 
@@ -138,3 +159,96 @@ def test_metrics_exposition_passes_promtool_check_metrics(promtool: str) -> None
     exposition = sample_exposition()
     assert b"svarstid_target_within_one_working_day_ratio{" in exposition
     run([promtool, "check", "metrics"], stdin=exposition)
+
+
+# -- a real Prometheus scraping a real HttpServer: the dashboard's queries return data --------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+async def exposition_url() -> AsyncIterator[str]:
+    registry = CollectorRegistry()
+    populate(Metrics(registry, version="0.1.0"))
+
+    async def ready() -> Readiness:
+        return Readiness(ready=True, checks={})
+
+    server = HttpServer("127.0.0.1:0", registry, readiness=ready)
+    url = await server.start()
+    try:
+        yield url
+    finally:
+        await server.stop()
+
+
+async def start_prometheus(binary: str, scrape_url: str, workdir: Path) -> tuple[Process, str]:
+    config = {
+        "global": {
+            "scrape_interval": "250ms",
+            "scrape_timeout": "200ms",
+            "evaluation_interval": "1s",
+        },
+        "scrape_configs": [
+            {
+                "job_name": "svarstid",
+                "static_configs": [{"targets": [scrape_url.removeprefix("http://")]}],
+            }
+        ],
+    }
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    listen = f"127.0.0.1:{free_port()}"
+    process = await asyncio.create_subprocess_exec(
+        binary,
+        f"--config.file={workdir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address={listen}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return process, f"http://{listen}"
+
+
+async def query(session: aiohttp.ClientSession, base: str, expr: str) -> JsonObject:
+    async with session.post(f"{base}/api/v1/query", data={"query": expr}) as response:
+        answer: JsonObject = await response.json()
+    return answer
+
+
+async def wait_for_samples(session: aiohttp.ClientSession, base: str, count: int) -> None:
+    """Until Prometheus holds ``count`` scrapes, so rate() and increase() have two points."""
+    expr = 'count_over_time(up{job="svarstid"}[1m])'
+    for _ in range(600):
+        with contextlib.suppress(aiohttp.ClientError):
+            result = (await query(session, base, expr)).get("data", {}).get("result", [])
+            if result and float(result[0]["value"][1]) >= count:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("Prometheus did not scrape svarstid within 30 s")
+
+
+async def test_every_dashboard_query_runs_on_real_prometheus_with_data(
+    promtool: str, exposition_url: str, tmp_path: Path
+) -> None:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("the prometheus server is not installed (scripts/promtool-setup installs it)")
+    process, base = await start_prometheus(binary, exposition_url, tmp_path)
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_for_samples(session, base, 3)
+            answers = {
+                name: await query(session, base, expr) for name, expr in dashboard_queries().items()
+            }
+    finally:
+        process.terminate()
+        await process.wait()
+    errors = {name: a.get("error") for name, a in answers.items() if a["status"] != "success"}
+    assert errors == {}
+    empty = [name for name, a in answers.items() if not a["data"]["result"]]
+    assert empty == []
