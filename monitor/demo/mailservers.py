@@ -23,6 +23,7 @@ from proxyprotocol.reader import ProxyProtocolReader
 from proxyprotocol.sock import SocketInfo
 from pymap.backend.dict import Config as DictConfig
 from pymap.backend.dict import Identity, Login
+from pymap.backend.dict.mailbox import MailboxData
 from pymap.concurrent import Subsystem
 from pymap.config import BackendCapability
 from pymap.imap import IMAPServer
@@ -215,6 +216,24 @@ def _authenticator(credentials: tuple[str, str]) -> Callable[..., AuthResult]:
         return AuthResult(success=False, handled=False)  # handled=False: aiosmtpd sends 535
 
     return authenticate
+
+
+_pymap_update_selected = MailboxData.update_selected
+
+
+async def _update_selected_without_lost_wakeup(
+    self: MailboxData, selected: Any, *, wait_on: Any = None
+) -> Any:
+    # pymap's IDLE waits for the *next* change before reporting any, so a message appended
+    # between a client's last command and its IDLE stayed unannounced until another change
+    # (up to 29 minutes). Real servers (Dovecot) report such changes when IDLE starts.
+    seen = selected.mod_sequence
+    if wait_on is not None and seen is not None and self._mod_sequences.highest > seen:
+        wait_on = None
+    return await _pymap_update_selected(self, selected, wait_on=wait_on)
+
+
+MailboxData.update_selected = _update_selected_without_lost_wakeup  # type: ignore[method-assign]
 
 
 class _ImapConfig(DictConfig):
