@@ -280,7 +280,13 @@ class _Connection:
     async def idle(self, stop: asyncio.Event) -> None:
         """IDLE until the server reports a change, renewal is due, or stop is set."""
         renew = self.settings.idle_renew_seconds
-        idle_done = await self.call(self.client.idle_start(timeout=renew))
+        try:
+            idle_done = await self.call(self.client.idle_start(timeout=renew))
+        except aioimaplib.Abort as exc:
+            # Advertised but refused (seen behind some proxies): poll on this connection.
+            log.warning("imap server refused IDLE (%s); polling instead", exc)
+            self.idle_supported = False
+            return
         push = asyncio.ensure_future(self.client.wait_server_push(timeout=renew))
         stopped = asyncio.ensure_future(stop.wait())
         lost = asyncio.ensure_future(self.lost.wait())

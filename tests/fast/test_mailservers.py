@@ -15,6 +15,7 @@ from monitor.demo.mailservers import InProcessImapServer, ReceivedSmtp, Recordin
 ImapServerFactory = Callable[..., Awaitable[InProcessImapServer]]
 IMAP_USER = "svar@matning.example.se"  # the imap_server fixture's one user
 IMAP_PASSWORD = "imap-secret"
+WAIT = 10  # upper bound so a broken server fails the test instead of hanging it
 RAW = b"From: a@example.se\r\nTo: b@example.se\r\nSubject: Hej\r\n\r\nTack!\r\n"
 
 
@@ -190,3 +191,33 @@ async def test_imap_stop_drops_connected_clients(imap_server: InProcessImapServe
     await imap_server.stop()
 
     await asyncio.wait_for(lost.wait(), 10)
+
+
+async def test_smtp_hook_can_answer_into_the_imap_mailbox(
+    smtp_server: RecordingSmtpServer, imap_server: InProcessImapServer
+) -> None:
+    """The demo's wiring: a probe accepted by SMTP makes a reply appear over IMAP."""
+
+    async def municipality_answers(received: ReceivedSmtp) -> None:
+        reply = b"From: kontakt@kommun.example.se\r\nSubject: Re: Hej\r\n\r\nSvar.\r\n"
+        await imap_server.append(IMAP_USER, reply, internaldate=received.received_at)
+
+    smtp_server.on_message = municipality_answers
+    client = await _imap_login(imap_server, IMAP_USER, IMAP_PASSWORD)
+    await client.select("INBOX")
+    idle = await client.idle_start(timeout=WAIT)
+
+    await aiosmtplib.send(
+        RAW,
+        sender=IMAP_USER,
+        recipients=["kontakt@kommun.example.se"],
+        hostname=smtp_server.host,
+        port=smtp_server.port,
+        start_tls=False,
+    )
+    pushed = await client.wait_server_push(timeout=WAIT)
+    client.idle_done()
+    await asyncio.wait_for(idle, WAIT)
+    await client.logout()
+
+    assert b"1 EXISTS" in pushed
