@@ -241,3 +241,23 @@ def _head(msg: ParsedMessage) -> str:
         if at > 0:
             return head[:at]
     return head
+
+
+def failed_recipients(msg: ParsedMessage) -> tuple[str, ...]:
+    """Recipients a delivery report says failed, lower-cased, without an address type prefix."""
+    found: list[str] = []
+    for status in msg.delivery_statuses:
+        if status.recipient and (status.action or "failed").lower() == "failed":
+            found.append(status.recipient.split(";")[-1].strip().strip("<>").lower())
+    return tuple(found)
+
+
+def blames_address(msg: ParsedMessage, address: str) -> bool:
+    """Whether a bounce says ``address`` itself is bad.
+
+    A list or group address expands to members; a report that names only other
+    recipients (one member left the organisation) says nothing against the address we
+    wrote to. A report that names no recipient at all is taken at its word.
+    """
+    failed = failed_recipients(msg)
+    return not failed or address.lower() in failed

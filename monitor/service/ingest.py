@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 from monitor.adapters.imap import FetchedMail
 from monitor.adapters.metrics import Metrics
 from monitor.adapters.sql import Store
+from monitor.domain.bounce import blames_address
 from monitor.domain.classify import classify
 from monitor.domain.mailparse import parse_message
-from monitor.domain.matching import match_message
+from monitor.domain.matching import ProbeIndex, match_message
 from monitor.domain.model import (
     Checkpoint,
     Classification,
@@ -19,7 +20,6 @@ from monitor.domain.model import (
     MatchMethod,
     MessageKind,
     ParsedMessage,
-    ProbeCandidate,
     StoredMessage,
 )
 from monitor.domain.newtext import has_new_text
@@ -38,18 +38,18 @@ def message_key(raw: bytes) -> str:
 
 
 class CandidateCache:
-    """Probes a message may answer; reloaded after each send instead of per message."""
+    """Probes a message may answer, indexed once and rebuilt only after a send."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._loaded: list[ProbeCandidate] | None = None
+        self._loaded: ProbeIndex | None = None
 
     def invalidate(self) -> None:
         self._loaded = None
 
-    async def get(self, now: datetime) -> list[ProbeCandidate]:
+    async def get(self, now: datetime) -> ProbeIndex:
         if self._loaded is None:
-            self._loaded = await self._store.match_candidates(now - CANDIDATE_SPAN)
+            self._loaded = ProbeIndex(await self._store.match_candidates(now - CANDIDATE_SPAN))
         return self._loaded
 
 
@@ -89,7 +89,7 @@ class InboxService:
         checkpoint = Checkpoint(mail.folder, mail.uidvalidity, mail.uid)
         inserted = await self._store.record_message(stored, checkpoint)
         if inserted:
-            await self._after_insert(stored)
+            await self._after_insert(stored, parsed)
         return stored
 
     def _stored(
@@ -98,7 +98,7 @@ class InboxService:
         parsed: ParsedMessage,
         verdict: Classification,
         match: Match,
-        candidates: list[ProbeCandidate],
+        candidates: ProbeIndex,
     ) -> StoredMessage:
         return StoredMessage(
             message_key=message_key(mail.raw),
@@ -120,7 +120,7 @@ class InboxService:
             raw=mail.raw if self._keep_bodies else None,
         )
 
-    async def _after_insert(self, stored: StoredMessage) -> None:
+    async def _after_insert(self, stored: StoredMessage, parsed: ParsedMessage) -> None:
         self._metrics.message_processed(stored.kind.value, stored.probe_token is not None)
         self._metrics.message_ingested(stored.received_at)
         if stored.defects:
@@ -135,13 +135,13 @@ class InboxService:
             uid=stored.uid,
         )
         if stored.probe_token is not None:
-            await self._tie_to_probe(stored, stored.probe_token)
+            await self._tie_to_probe(stored, stored.probe_token, parsed)
 
-    async def _tie_to_probe(self, stored: StoredMessage, token: str) -> None:
+    async def _tie_to_probe(self, stored: StoredMessage, token: str, parsed: ParsedMessage) -> None:
         probe = await self._store.probe(token)
         if probe is not None and stored.kind is MessageKind.BOUNCE:
             self._metrics.probe_bounced(probe.target_id, bool(stored.permanent))
-            if stored.permanent:
+            if stored.permanent and blames_address(parsed, probe.target_address):
                 await self._mark_failing(probe.target_id, token, stored)
         await self._outcomes.recompute(token)
 
@@ -174,9 +174,10 @@ class InboxService:
 
 
 def _new_text(
-    parsed: ParsedMessage, verdict: Classification, match: Match, candidates: list[ProbeCandidate]
+    parsed: ParsedMessage, verdict: Classification, match: Match, candidates: ProbeIndex
 ) -> bool:
     if verdict.kind is not MessageKind.HUMAN:
         return False
-    body = next((c.body for c in candidates if c.token == match.probe_token), None)
+    probe = candidates.by_token.get(match.probe_token or "")
+    body = probe.body if probe is not None else None
     return has_new_text(parsed, body)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from monitor.domain.bounce import blames_address
 from monitor.domain.classify import classify, new_text, ticket_number
 from monitor.domain.mailparse import parse_message
-from monitor.domain.model import Classification, MessageKind
+from monitor.domain.model import Classification, DeliveryStatus, MessageKind, ParsedMessage
 
 MAIL = Path(__file__).resolve().parents[1] / "data" / "mail"
 K = MessageKind
@@ -160,3 +162,27 @@ def test_ticket_number_table(subject: str, body: str, expected: str | None) -> N
 )
 def test_new_text_stops_at_first_quote_block(text: str, expected: str) -> None:
     assert new_text(text).strip() == expected.strip()
+
+
+def _report_naming(recipients: tuple[str, ...]) -> ParsedMessage:
+    statuses = tuple(
+        DeliveryStatus(action="failed", status="5.1.1", recipient=f"rfc822; {r}", diagnostic=None)
+        for r in recipients
+    )
+    return replace(parse_message(b"Subject: x\r\n\r\nx\r\n"), delivery_statuses=statuses)
+
+
+@pytest.mark.parametrize(
+    ("named", "blamed"),
+    [
+        ((), True),
+        (("kontakt@lund.example.invalid",), True),
+        (("KONTAKT@lund.example.invalid",), True),
+        (("anna.svensson@lund.example.invalid",), False),
+        (("anna.svensson@lund.example.invalid", "kontakt@lund.example.invalid"), True),
+    ],
+)
+def test_group_member_bounce_does_not_blame_the_group_address(
+    named: tuple[str, ...], blamed: bool
+) -> None:
+    assert blames_address(_report_naming(named), "kontakt@lund.example.invalid") is blamed
