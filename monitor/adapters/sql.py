@@ -373,6 +373,18 @@ class Store:
             row = (await conn.execute(query)).first()
         return _message_from_row(row) if row is not None else None
 
+    async def message_by_message_id(self, message_id: str) -> StoredMessage | None:
+        """The first stored message with this Message-ID header (angle brackets included)."""
+        query = (
+            select(messages)
+            .where(messages.c.message_id == message_id)
+            .order_by(messages.c.received_at, messages.c.message_key)
+            .limit(1)
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return _message_from_row(row) if row is not None else None
+
     async def unmatched_messages(self, limit: int = 100) -> list[StoredMessage]:
         """Messages tied to no probe, newest first."""
         query = (
@@ -384,6 +396,12 @@ class Store:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_message_from_row(row) for row in rows]
+
+    async def count_unmatched(self) -> int:
+        """How many messages are tied to no probe (cheaper than loading them)."""
+        query = select(func.count()).select_from(messages).where(messages.c.probe_token.is_(None))
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def assign_message(
         self, message_key: str, token: str | None, method: MatchMethod

@@ -685,6 +685,25 @@ async def test_unmatched_messages_are_newest_first_and_limited(store: Store) -> 
     assert [m.message_key[:2] for m in found] == ["u3", "u2", "u1"]
 
 
+async def test_count_unmatched_counts_messages_tied_to_no_probe(store: Store) -> None:
+    await seeded(store)
+    await _probe_in_state(store, "aaaaaaaaaa", ProbeState.SENT, T0)
+    assert await store.count_unmatched() == 0
+    for key in ("u1", "u2"):
+        await store.record_message(make_message(key), None)
+    await store.record_message(make_message("mm", probe_token="aaaaaaaaaa"), None)
+    assert await store.count_unmatched() == 2
+
+
+async def test_message_by_message_id_finds_the_earliest_copy(store: Store) -> None:
+    early = make_message("copy1", message_id="<same@x>", received_at=T0)
+    late = make_message("copy2", message_id="<same@x>", received_at=T0 + timedelta(hours=1))
+    await store.record_message(late, None)
+    await store.record_message(early, None)
+    assert await store.message_by_message_id("<same@x>") == early
+    assert await store.message_by_message_id("<other@x>") is None
+
+
 async def test_assigning_a_message_ties_it_to_the_probe_and_none_unties_it(store: Store) -> None:
     await seeded(store)
     await _probe_in_state(store, "aaaaaaaaaa", ProbeState.SENT, T0)
