@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-integration lint typecheck bench fuzz clean install
+.PHONY: demo test test-fast test-integration integration-setup lint typecheck bench fuzz clean install
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,15 +27,22 @@ typecheck: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not integration"
 
-test-integration: $(STAMP)
+integration-setup:
 	bash scripts/integration-setup
+
+test-integration: $(STAMP) integration-setup
 	$(BIN)/pytest -q -m integration
 
-test: lint typecheck
+# Every test: lint, types, the fast tier (real sockets to in-process servers) and the
+# integration tier (PostgreSQL, Postfix, Dovecot, promtool, Chromium on loopback).
+test: lint typecheck integration-setup
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz --cases 100000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output
