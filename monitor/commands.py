@@ -6,8 +6,13 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from monitor import logs
+from monitor.adapters.sql import Store
 from monitor.cli import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -17,8 +22,10 @@ from monitor.cli import (
 )
 from monitor.composition import Application, build, load_world, utc_now
 from monitor.config import Config
-from monitor.domain.scheduling import Blocked, explain, next_send_time
+from monitor.domain.model import ProbeRecord, Target
+from monitor.domain.scheduling import Blocked, BlockReason, SendDecision, explain, next_send_time
 from monitor.service.context import World
+from monitor.service.probing import HISTORY_SPAN
 
 
 def _configure_logs(config: Config) -> None:
@@ -45,11 +52,29 @@ def run(args: argparse.Namespace) -> int:
 def check_config(args: argparse.Namespace) -> int:
     config = load(args)
     world = load_world(config)
-    print(describe(config, world))
+    history, note = asyncio.run(_history_if_reachable(config))
+    print(describe(config, world, history, note))
     return EXIT_OK
 
 
-def describe(config: Config, world: World) -> str:
+async def _history_if_reachable(config: Config) -> tuple[list[ProbeRecord], str]:
+    """Probe history for next-send times; check-config must work without a database too,
+    and never creates one."""
+    url = make_url(config.database.url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+        return [], "no database yet: assuming no history"
+    store = Store.from_url(config.database.url)
+    try:
+        async with asyncio.timeout(5):
+            records = await store.probe_records(utc_now() - HISTORY_SPAN)
+    except Exception as error:  # any database problem only weakens the summary
+        return [], f"database not reachable ({type(error).__name__}): assuming no history"
+    finally:
+        await store.close()
+    return records, f"{len(records)} probes in the database's history"
+
+
+def describe(config: Config, world: World, history: Sequence[ProbeRecord], note: str) -> str:
     """A readable summary: where things go, the limits, and each target's next send time."""
     schedule = config.schedule
     window = "–".join(t.strftime("%H:%M") for t in schedule.send_window)
@@ -58,7 +83,7 @@ def describe(config: Config, world: World) -> str:
         f"smtp         {config.smtp.host}:{config.smtp.port} ({config.smtp.security.value})",
         f"imap         {config.imap.host}:{config.imap.port} ({config.imap.security.value}), "
         f"folder {config.imap.folder}",
-        f"database     {_masked(config.database.url)}",
+        f"database     {_masked(config.database.url)}; {note}",
         f"http         {config.http.listen}",
         f"schedule     send {window} on working days, every {schedule.min_spacing_days} days "
         f"at most, ≤ {schedule.max_probes_per_target_per_30_days} per target per 30 days, "
@@ -66,23 +91,21 @@ def describe(config: Config, world: World) -> str:
         f"questions    {len(world.questions)} questions, {len(world.personas)} personas",
         f"targets      {len(world.targets)}",
         "",
-        *_target_table(world),
+        *_target_table(world, history),
     ]
     return "\n".join(lines)
 
 
 def _masked(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _target_table(world: World) -> list[str]:
+def _target_table(world: World, history: Sequence[ProbeRecord]) -> list[str]:
     now = utc_now()
     verdicts = explain(
         now=now,
         targets=world.targets,
-        history=[],
+        history=history,
         questions=world.questions,
         personas=world.personas,
         calendar_for=world.calendar_for,
@@ -90,34 +113,31 @@ def _target_table(world: World) -> list[str]:
         opted_out=world.opted_out,
         failing_targets=(),
     )
-    rows = [("ID", "NAME", "COUNTY", "ADDRESS", "NEXT SEND (with no history)")]
+    rows = [("ID", "NAME", "COUNTY", "ADDRESS", "NEXT SEND")]
     for target, verdict in zip(world.targets, verdicts, strict=True):
-        rows.append(
-            (
-                target.id,
-                target.name,
-                target.county or "-",
-                target.address,
-                _next(world, target, verdict, now),
-            )
-        )
+        next_send = _next_send(world, target, verdict, history, now)
+        rows.append((target.id, target.name, target.county or "-", target.address, next_send))
     return table(rows)
 
 
-def _next(world: World, target: object, verdict: object, now: object) -> str:
-    from monitor.domain.model import Target
-
-    assert isinstance(target, Target)
-    if isinstance(verdict, Blocked) and verdict.until is None:
-        return f"never ({verdict.reason})"
+def _next_send(
+    world: World,
+    target: Target,
+    verdict: SendDecision | Blocked,
+    history: Sequence[ProbeRecord],
+    now: datetime,
+) -> str:
+    if isinstance(verdict, SendDecision):
+        return "due now"
+    if verdict.until is None and verdict.reason is not BlockReason.OUTSTANDING:
+        return f"never ({verdict.reason.value})"
+    calendar = world.calendar_for(target)
     when = next_send_time(
-        target=target,
-        history=[],
-        calendar=world.calendar_for(target),
-        politeness=world.politeness,
-        now=utc_now(),
+        target=target, history=history, calendar=calendar, politeness=world.politeness, now=now
     )
-    return format_time(when) if when is not None else "-"
+    if when is None:
+        return f"after the outstanding probe ({verdict.reason.value})"
+    return when.astimezone(calendar.timezone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def table(rows: Sequence[Sequence[str]]) -> list[str]:
