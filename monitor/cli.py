@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     _daemon_commands(commands)
     _message_commands(commands)
     _demo_command(commands)
+    _report_command(commands)
     return parser
 
 
@@ -85,6 +86,26 @@ def _demo_command(commands: Any) -> None:
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
 
 
+def _report_command(commands: Any) -> None:
+    report = commands.add_parser(
+        "report", help="KKiK figures per target, county or tag over a period"
+    )
+    report.add_argument("--period", help="2026 | 2026-Q3 | 2026-09 (default: this year)")
+    report.add_argument("--from", dest="first_day", metavar="DATE", help="first day, YYYY-MM-DD")
+    report.add_argument("--to", dest="last_day", metavar="DATE", help="last day (included)")
+    report.add_argument(
+        "--group-by", default="target", help="target | county | tag:NAME | tag:PREFIX* | all"
+    )
+    report.add_argument(
+        "--format",
+        default="table",
+        choices=("table", "csv", "json", "markdown", "html"),
+    )
+    report.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    report.add_argument("--progress", action="store_true", help="show progress on stderr")
+    _add_config(report)
+
+
 def load(args: argparse.Namespace) -> Config:
     path = args.config or default_config_path(os.environ, Path.cwd())
     return load_config(path, os.environ)
@@ -126,6 +147,7 @@ def _handlers() -> dict[str, Handler]:
         "unmatched": commands.unmatched,
         "assign": commands.assign,
         "demo": commands.demo,
+        "report": commands.report,
     }
 
 

@@ -273,3 +273,35 @@ def demo(args: argparse.Namespace) -> int:
             stop, database=args.database, listen=args.listen, duration=args.duration
         )
     )
+
+
+def report(args: argparse.Namespace) -> int:
+    from monitor.adapters.report_formats import ProgressLine
+    from monitor.adapters.sql import Store
+    from monitor.service.reporting import ReportOptions, report_text
+
+    config = load(args)
+    _configure_logs(config)
+    world = load_world(config)
+    now = utc_now()
+    try:
+        options = ReportOptions.parse(
+            period=args.period,
+            first_day=args.first_day,
+            last_day=args.last_day,
+            group_by=args.group_by,
+            form=args.format,
+            today=now.astimezone(world.default_calendar.timezone).date(),
+        )
+    except ValueError as error:
+        print(f"svarstid report: {error}", file=sys.stderr)
+        return 2
+    progress = ProgressLine(sys.stderr, enabled=args.progress or sys.stderr.isatty())
+    store = Store.from_url(config.database.url)
+    text = asyncio.run(report_text(store, world, options, now=now, progress=progress))
+    progress.done()
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+    return EXIT_OK

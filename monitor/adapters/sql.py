@@ -11,7 +11,7 @@ SQLITE_BUSY when it would have to upgrade a read snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Row,
     and_,
@@ -27,9 +28,11 @@ from sqlalchemy import (
     case,
     event,
     func,
+    literal,
     or_,
     select,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -59,6 +62,7 @@ from monitor.domain.model import (
     StoredMessage,
     Target,
 )
+from monitor.domain.reporting import OutcomeFact
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
@@ -515,6 +519,40 @@ class Store:
         gaps = _gaps(runs, stale_after)
         return [(start, end) for start, end in gaps if end > since]
 
+    # -- reports ---------------------------------------------------------------------------
+
+    async def report_facts(
+        self,
+        since: datetime,
+        until: datetime,
+        month_ends: Sequence[datetime],
+        *,
+        batch: int = 50_000,
+    ) -> AsyncIterator[list[OutcomeFact]]:
+        """Compact facts of the stored outcomes of probes sent in [since, until), in batches.
+
+        A probe never sent counts by its planned_at. ``month`` is the index of the first of
+        ``month_ends`` the send is before (-1: none). Rows are streamed, never all in memory.
+        """
+        query = _report_facts_query(since, until, month_ends)
+        async with self._engine.connect() as conn:
+            result = await conn.stream(query.execution_options(yield_per=batch))
+            async for partition in result.partitions(batch):
+                yield [_fact_from_row(row) for row in partition]
+
+    async def probes_without_outcome(self, since: datetime, until: datetime) -> list[Probe]:
+        """Sent (or failed, or uncertain) probes in [since, until) that have no stored outcome."""
+        query = (
+            select(probes)
+            .select_from(probes.outerjoin(outcomes))
+            .where(outcomes.c.token.is_(None), _sent_between(since, until))
+            .where(probes.c.state.in_([s.value for s in _REPORTED_PROBE_STATES]))
+            .order_by(probes.c.token)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_probe_from_row(row) for row in rows]
+
 
 # -- engine setup ------------------------------------------------------------------------------
 
@@ -900,4 +938,68 @@ def _status(
         address_failing=row.address_failing,
         address_failing_reason=row.address_failing_reason,
         address_failing_since=row.address_failing_since,
+    )
+
+
+# -- report queries ----------------------------------------------------------------------------
+
+_REPORTED_PROBE_STATES = (ProbeState.SENT, ProbeState.FAILED, ProbeState.UNCERTAIN)
+_OUTCOME_STATES = {state.value: state for state in OutcomeState}
+
+
+def _sent_between(since: datetime, until: datetime) -> ColumnElement[bool]:
+    sent = and_(probes.c.sent_at >= since, probes.c.sent_at < until)
+    never_sent = and_(
+        probes.c.sent_at.is_(None), probes.c.planned_at >= since, probes.c.planned_at < until
+    )
+    return or_(sent, never_sent)
+
+
+def _report_facts_query(since: datetime, until: datetime, month_ends: Sequence[datetime]) -> Any:
+    sent = func.coalesce(probes.c.sent_at, probes.c.planned_at)
+    state = outcomes.c.state
+    month = (
+        case(*[(sent < end, index) for index, end in enumerate(month_ends)], else_=-1)
+        if month_ends
+        else literal(-1)
+    )
+    # Only what the figures need per state: the send time of probes still open, the clock
+    # start of measurable unanswered ones. Everything else stays NULL (cheap to read).
+    open_sent_at = case((state == OutcomeState.UNANSWERED_SO_FAR.value, probes.c.sent_at))
+    waiting = and_(
+        state != OutcomeState.NOT_MEASURABLE.value,
+        or_(state != OutcomeState.ANSWERED.value, outcomes.c.working_seconds.is_(None)),
+    )
+    return (
+        select(
+            probes.c.token,
+            probes.c.target_id,
+            month,
+            state,
+            type_coerce(open_sent_at, UtcDateTime()),
+            type_coerce(case((waiting, outcomes.c.clock_start)), UtcDateTime()),
+            outcomes.c.working_seconds,
+            outcomes.c.within_one_working_day,
+            outcomes.c.within_two_working_days,
+            type_coerce(outcomes.c.first_ack_at.is_not(None), Boolean()),
+            outcomes.c.bounced,
+        )
+        .join(outcomes, outcomes.c.token == probes.c.token)
+        .where(_sent_between(since, until))
+    )
+
+
+def _fact_from_row(row: Sequence[Any]) -> OutcomeFact:
+    return OutcomeFact(
+        row[0],
+        row[1],
+        row[2],
+        _OUTCOME_STATES[row[3]],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        bool(row[9]),
+        row[10],
     )
