@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import make_url
 
 from monitor import __version__
 from monitor.adapters.http import HttpServer
 from monitor.adapters.imap import ImapSecurity, ImapSettings, MailboxWatcher
+from monitor.adapters.leader import GatedSender, Leadership, lock_for
 from monitor.adapters.metrics import Metrics
+from monitor.adapters.oauth import TokenCommand
 from monitor.adapters.smtp import SmtpSecurity, SmtpSender, SmtpSettings
 from monitor.adapters.sql import Store
+from monitor.adapters.systemd import Notifier
+from monitor.adapters.web import StatusPages
 from monitor.catalog import load_kommuner, load_optout, load_question_bank, load_targets
-from monitor.config import CalendarConfig, Config, read_secret
+from monitor.config import CalendarConfig, Config, MailAuth, read_secret
 from monitor.domain.calendar import OfficeCalendar, build_calendar
 from monitor.domain.outcome import OutcomeRules
 from monitor.domain.scheduling import Politeness
 from monitor.service.context import Clock, MailboxIdentity, World
-from monitor.service.daemon import Daemon
+from monitor.service.daemon import Daemon, with_leadership
+from monitor.service.dashboard import Dashboard
 from monitor.service.health import Health
 from monitor.service.ingest import InboxService
 from monitor.service.outcomes import OutcomeService
@@ -88,7 +96,25 @@ def smtp_settings(config: Config) -> SmtpSettings:
         password=read_secret(section.password, section.password_file),
         timeout=section.timeout,
         ca_file=section.ca_file,
+        oauth2_token=_token_source(section.auth, section.oauth2_token_command, section.timeout),
     )
+
+
+def _token_source(
+    auth: MailAuth, command: str | None, timeout: float
+) -> Callable[[], Awaitable[str]] | None:
+    if auth is not MailAuth.XOAUTH2 or command is None:
+        return None
+    return TokenCommand(command, timeout=timeout)
+
+
+def database_url(config: Config) -> str:
+    """The database URL, with the password from database.password_file when one is set."""
+    section = config.database
+    password = read_secret(None, section.password_file)
+    if password is None:
+        return section.url
+    return make_url(section.url).set(password=password).render_as_string(hide_password=False)
 
 
 def imap_settings(config: Config) -> ImapSettings:
@@ -104,6 +130,7 @@ def imap_settings(config: Config) -> ImapSettings:
         poll_seconds=section.poll_seconds,
         timeout=section.timeout,
         ca_file=section.ca_file,
+        oauth2_token=_token_source(section.auth, section.oauth2_token_command, section.timeout),
     )
 
 
@@ -133,8 +160,11 @@ def build(
     world = world or load_world(config)
     registry = CollectorRegistry()
     metrics = Metrics(registry, version=__version__)
-    store = Store.from_url(config.database.url)
-    smtp = SmtpSender(smtp_settings(config), clock)
+    url = database_url(config)
+    store = Store.from_url(url)
+    leadership = Leadership(lock_for(url, session_timeout=config.leader.session_timeout_seconds))
+    smtp = GatedSender(smtp_settings(config), clock)
+    smtp.gate = leadership.permits_send  # only the leader sends; CLI commands are unmanaged
     outcomes = OutcomeService(store, metrics, world, clock)
     probing = (
         ProbeService(store, smtp, metrics, world, clock)
@@ -143,7 +173,8 @@ def build(
     )
     retention_days = config.database.body_retention_days
     inbox = InboxService(store, metrics, world, outcomes, clock, keep_bodies=retention_days > 0)
-    daemon = _daemon(config, world, store, metrics, registry, (probing, inbox, outcomes), clock)
+    services = (probing, inbox, outcomes)
+    daemon = _daemon(config, world, store, metrics, registry, services, clock, leadership)
     return Application(
         config, world, registry, metrics, store, smtp, outcomes, probing, inbox, daemon
     )
@@ -157,15 +188,22 @@ def _daemon(
     registry: CollectorRegistry,
     services: tuple[ProbeService, InboxService, OutcomeService],
     clock: Clock,
+    leadership: Leadership | None = None,
 ) -> Daemon:
     probing, inbox, outcomes = services
     health = Health(store, metrics)
-    watcher = MailboxWatcher(
-        imap_settings(config),
-        load_checkpoint=inbox.checkpoint,
-        handle=inbox.handle,
-        on_connection_change=health.imap_changed,
-    )
+    leadership = leadership or Leadership(lock_for(database_url(config)))
+    settings = imap_settings(config)
+
+    def new_watcher() -> MailboxWatcher:
+        return MailboxWatcher(
+            settings,
+            load_checkpoint=inbox.checkpoint,
+            handle=inbox.handle,
+            on_connection_change=health.imap_changed,
+        )
+
+    readiness = with_leadership(health.readiness, leadership)
     return Daemon(
         store=store,
         world=world,
@@ -173,12 +211,29 @@ def _daemon(
         probing=probing,
         inbox=inbox,
         outcomes=outcomes,
-        watcher=watcher,
-        http=HttpServer(config.http.listen, registry, readiness=health.readiness),
+        watcher=new_watcher(),
+        http=HttpServer(
+            config.http.listen,
+            registry,
+            readiness=readiness,
+            routes=_status_pages(store, world, registry, clock),
+        ),
         clock=clock,
         tick_seconds=config.schedule.tick_seconds,
         body_retention=_retention(config),
+        leadership=leadership,
+        notifier=Notifier.from_environment(os.environ),
+        new_watcher=new_watcher,
+        imap_connected=lambda: health.imap_connected,
+        leader_poll_seconds=config.leader.poll_seconds,
     )
+
+
+def _status_pages(
+    store: Store, world: World, registry: CollectorRegistry, clock: Clock
+) -> list[web.RouteDef]:
+    """The status page and its JSON twins, served next to /metrics on http.listen."""
+    return StatusPages(Dashboard(store, world, registry, clock), clock).routes()
 
 
 def _retention(config: Config) -> timedelta | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+import shlex
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, time
 from enum import StrEnum
@@ -589,6 +590,26 @@ class ImapSecurity(StrEnum):
     NONE = "none"
 
 
+class MailAuth(StrEnum):
+    PASSWORD = "password"
+    # OAuth2 access token (Microsoft 365, Gmail), from oauth2_token_command.
+    XOAUTH2 = "xoauth2"
+
+
+def check_command(value: Any, _info: ValidationInfo | None = None) -> str:
+    text = check_text(value)
+    try:
+        words = shlex.split(text)
+    except ValueError as error:
+        raise fail(f"not a command line: {error}", value) from None
+    if not words:
+        raise fail("must not be empty", value)
+    return text
+
+
+Command = Annotated[str | None, PlainValidator(_optional(check_command))]
+
+
 class LogLevel(StrEnum):
     DEBUG = "debug"
     INFO = "info"
@@ -615,12 +636,38 @@ def _with_default_port(data: Any, ports: Mapping[str, int], fallback: str) -> An
     return {**data, "port": ports.get(key, ports[fallback])}
 
 
+def _check_oauth2(
+    auth: MailAuth,
+    username: str | None,
+    has_password: bool,
+    token_command: str | None,
+) -> None:
+    """XOAUTH2 signs in with a token from a command instead of a password."""
+    if auth is MailAuth.PASSWORD:
+        if token_command is not None:
+            problem = "is only used with auth: xoauth2"
+            raise fail(problem, token_command, at=("oauth2_token_command",))
+        return
+    if username is None:
+        raise fail("is required with auth: xoauth2", at=("username",))
+    if token_command is None:
+        raise fail("is required with auth: xoauth2", at=("oauth2_token_command",))
+    if has_password:
+        raise fail("is not used with auth: xoauth2; remove it", "***", at=("password",))
+
+
 def _check_login(
     username: str | None,
     password: SecretStr | None,
     password_file: Path | None,
     env_section: str,
+    auth: MailAuth = MailAuth.PASSWORD,
+    token_command: str | None = None,
 ) -> None:
+    if auth is not MailAuth.PASSWORD or token_command is not None:
+        has_password = password is not None or password_file is not None
+        _check_oauth2(auth, username, has_password, token_command)
+        return
     needs_password = env_section == "IMAP" or username is not None
     if password is not None and password_file is not None:
         raise fail("set password or password_file, not both", password_file, at=("password_file",))
@@ -648,6 +695,8 @@ class SmtpConfig(BaseModel):
     password_file: OptionalFile = None
     timeout: Seconds = 30.0
     ca_file: OptionalFile = None
+    auth: Annotated[MailAuth, PlainValidator(one_of(MailAuth))] = MailAuth.PASSWORD
+    oauth2_token_command: Command = None
 
     @model_validator(mode="before")
     @classmethod
@@ -656,7 +705,14 @@ class SmtpConfig(BaseModel):
 
     @model_validator(mode="after")
     def _login(self) -> SmtpConfig:
-        _check_login(self.username, self.password, self.password_file, "SMTP")
+        _check_login(
+            self.username,
+            self.password,
+            self.password_file,
+            "SMTP",
+            self.auth,
+            self.oauth2_token_command,
+        )
         return self
 
 
@@ -676,6 +732,8 @@ class ImapConfig(BaseModel):
     poll_seconds: Annotated[int, PlainValidator(whole_number(1))] = 60
     timeout: Seconds = 30.0
     ca_file: OptionalFile = None
+    auth: Annotated[MailAuth, PlainValidator(one_of(MailAuth))] = MailAuth.PASSWORD
+    oauth2_token_command: Command = None
 
     @model_validator(mode="before")
     @classmethod
@@ -684,7 +742,14 @@ class ImapConfig(BaseModel):
 
     @model_validator(mode="after")
     def _login(self) -> ImapConfig:
-        _check_login(self.username, self.password, self.password_file, "IMAP")
+        _check_login(
+            self.username,
+            self.password,
+            self.password_file,
+            "IMAP",
+            self.auth,
+            self.oauth2_token_command,
+        )
         return self
 
 
@@ -692,6 +757,31 @@ class DatabaseConfig(BaseModel):
     model_config = _STRICT
     url: Annotated[str, PlainValidator(check_database_url)] = "sqlite+aiosqlite:///svarstid.db"
     body_retention_days: Annotated[int, PlainValidator(whole_number(0))] = 90
+    # The PostgreSQL password from a file (compose secrets, systemd credentials), so that
+    # the URL itself holds none.
+    password_file: OptionalFile = None
+
+    @model_validator(mode="after")
+    def _password_file(self) -> DatabaseConfig:
+        if self.password_file is None:
+            return self
+        url = make_url(self.url)
+        if url.get_backend_name() != "postgresql":
+            raise fail("is only used with a PostgreSQL URL", at=("password_file",))
+        if url.password is not None:
+            problem = "set the password in url or password_file, not both"
+            raise fail(problem, self.password_file, at=("password_file",))
+        return self
+
+
+class LeaderConfig(BaseModel):
+    """Several instances on one PostgreSQL database: one leads, the others stand by."""
+
+    model_config = _STRICT
+    # How often a standby tries the lock, and the leader re-checks it while idle.
+    poll_seconds: Seconds = 5.0
+    # How long a vanished leader host may keep the lock (TCP keepalive / user timeout).
+    session_timeout_seconds: Annotated[int, PlainValidator(whole_number(3, 600))] = 15
 
 
 class HttpConfig(BaseModel):
@@ -780,6 +870,7 @@ class Config(BaseModel):
     calendars: dict[Text, CalendarConfig] = Field(default_factory=dict)
     measurement: MeasurementConfig = Field(default_factory=MeasurementConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    leader: LeaderConfig = Field(default_factory=LeaderConfig)
     targets_file: Annotated[Path, PlainValidator(check_existing_file)] = Field(
         default=Path("targets.yaml"), validate_default=True
     )

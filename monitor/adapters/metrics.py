@@ -145,6 +145,10 @@ HELP: dict[str, str] = {
         "Unix time of the last probe accepted by the SMTP server, any target."
     ),
     "svarstid_messages_unmatched": "Incoming messages currently held as not matched to a probe.",
+    "svarstid_leader": (
+        "1 while this instance is the leader (sends probes, reads the mailbox), 0 while it "
+        "stands by for another instance on the same database."
+    ),
 }
 
 TARGET_WINDOW_LABELS = ("target", "county", "window")
@@ -290,6 +294,7 @@ class Metrics:
         self._scheduler_last_run = self._gauge("svarstid_scheduler_last_run_timestamp_seconds")
         self._last_probe_sent = self._gauge("svarstid_last_probe_sent_timestamp_seconds")
         self._unmatched = self._gauge("svarstid_messages_unmatched")
+        self._leader = self._gauge("svarstid_leader")
 
     # -- per target -------------------------------------------------------------------------
 
@@ -430,3 +435,6 @@ class Metrics:
 
     def set_last_probe_sent(self, at: datetime) -> None:
         self._last_probe_sent.set(_unix_seconds(at))
+
+    def set_leader(self, leading: bool) -> None:
+        self._leader.set(1 if leading else 0)

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import re
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -52,6 +52,10 @@ class SmtpSettings:
     timeout: float
     ca_file: Path | None = None  # None: the system's trusted CAs
     helo_name: str | None = None  # EHLO name; None: this host's FQDN
+    # XOAUTH2 (Microsoft 365, Gmail): an access token for ``username`` instead of a password.
+    oauth2_token: Callable[[], Awaitable[str]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
 
 class SendStatus(StrEnum):
@@ -203,11 +207,19 @@ class SmtpSender:
                 await client.starttls()
                 await client.ehlo()  # RFC 3207 4.2: forget pre-TLS capabilities
             if settings.username is not None:
-                await client.login(settings.username, settings.password or "")
+                await self._authenticate(client, settings.username)
         except BaseException:
             client.close()
             raise
         return client
+
+    async def _authenticate(self, client: aiosmtplib.SMTP, username: str) -> None:
+        token_source = self._settings.oauth2_token
+        if token_source is None:
+            await client.login(username, self._settings.password or "")
+        else:
+            # Fetched per session: a cached token is reused by the source until near expiry.
+            await client.auth_xoauth2(username, await token_source())
 
     async def _transaction(
         self, client: aiosmtplib.SMTP, data: bytes, sender: str, recipients: Sequence[str]

@@ -126,6 +126,8 @@ class OutcomeService:
                 auto_ack_ratio=stats.auto_ack_share.ratio,
             )
         for county, outcomes in by_county.items():
+            if not county:
+                continue  # targets without a county have no county series (an empty label)
             stats = self._summarise(county, outcomes, now, target_of)
             self._metrics.set_county_stats(
                 county,
