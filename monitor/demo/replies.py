@@ -7,11 +7,17 @@ of the reply as it would land in the monitor's mailbox.
 from __future__ import annotations
 
 import email.policy
+import quopri
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
+from email.header import Header, decode_header, make_header
+from email.message import Message
 from email.parser import BytesParser
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+
+# compat32 parsing and hand-written headers: the demo builds hundreds of replies while the
+# user waits, and the default policy's header objects cost milliseconds per message.
+_PARSER = BytesParser(policy=email.policy.compat32)
 
 
 @dataclass(frozen=True)
@@ -26,36 +32,80 @@ class ReceivedProbe:
 
 
 def read_probe(raw: bytes) -> ReceivedProbe:
-    message = BytesParser(policy=email.policy.default).parsebytes(raw)
-    assert isinstance(message, EmailMessage)
-    name, _address = parseaddr(str(message.get("From", "")))
-    body_part = message.get_body(preferencelist=("plain",))
-    body = body_part.get_content() if isinstance(body_part, EmailMessage) else ""
+    message = _PARSER.parsebytes(raw)
+    name, _address = parseaddr(_decoded(message, "From"))
     return ReceivedProbe(
-        message_id=str(message.get("Message-ID", "")),
-        subject=str(message.get("Subject", "")),
-        reply_to=parseaddr(str(message.get("Reply-To") or message.get("From", "")))[1],
+        message_id=_decoded(message, "Message-ID"),
+        subject=_decoded(message, "Subject"),
+        reply_to=parseaddr(_decoded(message, "Reply-To") or _decoded(message, "From"))[1],
         from_name=name,
-        to=parseaddr(str(message.get("To", "")))[1],
-        body=str(body),
-        date=str(message.get("Date", "")),
+        to=parseaddr(_decoded(message, "To"))[1],
+        body=_plain_body(message),
+        date=_decoded(message, "Date"),
     )
+
+
+def _decoded(message: Message, name: str) -> str:
+    value = message.get(name)
+    if value is None:
+        return ""
+    return str(make_header(decode_header(str(value)))).replace("\r", "").replace("\n", "")
+
+
+def _plain_body(message: Message) -> str:
+    for part in message.walk():
+        if part.get_content_type() == "text/plain" and not part.is_multipart():
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                return payload.decode(part.get_content_charset() or "utf-8", "replace")
+    return ""
 
 
 def _domain(address: str) -> str:
     return address.rpartition("@")[2]
 
 
+def _encoded_header(text: str) -> str:
+    return text if text.isascii() else Header(text, "utf-8").encode()
+
+
+def _mailbox(name: str, address: str) -> str:
+    return formataddr((name, address), charset="utf-8")
+
+
+@dataclass
+class _Reply:
+    """A text/plain reply assembled by hand (RFC 5322 + RFC 2047 + quoted-printable)."""
+
+    headers: list[tuple[str, str]]
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self.headers.append((name, value))
+
+    def set_content(self, text: str) -> None:
+        self.body = quopri.encodestring(text.replace("\n", "\r\n").encode("utf-8"))
+
+    def as_bytes(self) -> bytes:
+        head = "".join(f"{name}: {value}\r\n" for name, value in self.headers)
+        mime = (
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+        return (head + mime).encode("ascii") + self.body
+
+
 def _base(
     probe: ReceivedProbe, *, sender: str, sender_name: str, subject: str, at: datetime
-) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = f"{sender_name} <{sender}>"
-    message["To"] = probe.reply_to
-    message["Subject"] = subject
-    message["Date"] = format_datetime(at)
-    message["Message-ID"] = make_msgid(domain=_domain(sender))
-    return message
+) -> _Reply:
+    return _Reply(
+        [
+            ("From", _mailbox(sender_name, sender)),
+            ("To", probe.reply_to),
+            ("Subject", _encoded_header(subject)),
+            ("Date", format_datetime(at)),
+            ("Message-ID", make_msgid(domain=_domain(sender))),
+        ]
+    )
 
 
 def _quoted(probe: ReceivedProbe) -> str:
@@ -63,7 +113,7 @@ def _quoted(probe: ReceivedProbe) -> str:
     return f"\n\nDen {probe.date} skrev {probe.from_name} <{probe.reply_to}>:\n{quoted}\n"
 
 
-def _threaded(message: EmailMessage, probe: ReceivedProbe) -> None:
+def _threaded(message: _Reply, probe: ReceivedProbe) -> None:
     message["In-Reply-To"] = probe.message_id
     message["References"] = probe.message_id
 
@@ -178,6 +228,62 @@ def permanent_bounce(probe: ReceivedProbe, *, raw_probe: bytes, mta: str, at: da
         ("text/plain; charset=us-ascii", notice.encode()),
         ("message/delivery-status", status.encode()),
         ("message/rfc822", raw_probe.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")),
+    ]
+    body = b"".join(
+        f"--{boundary}\r\nContent-Type: {kind}\r\n\r\n".encode() + content + b"\r\n"
+        for kind, content in parts
+    )
+    return head.encode() + b"\r\n" + body + f"--{boundary}--\r\n".encode()
+
+
+def auto_acknowledgement(
+    probe: ReceivedProbe, *, sender: str, organisation: str, at: datetime
+) -> bytes:
+    """A contact centre's automatic "we got your mail" (RFC 3834 auto-replied), no case."""
+    message = _base(
+        probe,
+        sender=sender,
+        sender_name=organisation,
+        subject=f"Tack för ditt mejl: {probe.subject}",
+        at=at,
+    )
+    message["Auto-Submitted"] = "auto-replied"
+    _threaded(message, probe)
+    message.set_content(
+        "Hej!\n\nTack för ditt mejl. Vi har tagit emot ditt meddelande och strävar efter att "
+        "besvara det inom fem arbetsdagar.\n\nDetta är ett automatiskt svar.\n\n"
+        f"{organisation}"
+    )
+    return message.as_bytes()
+
+
+def read_receipt(probe: ReceivedProbe, *, reader: str, sender: str, at: datetime) -> bytes:
+    """An RFC 8098 message disposition notification ("Läst:"), as Thunderbird sends it.
+
+    Written out by hand for the same reason as permanent_bounce.
+    """
+    domain = _domain(sender)
+    boundary = f"mdn-{make_msgid(domain=domain).strip('<>').split('@')[0]}"
+    head = (
+        f"From: {_mailbox(reader, sender)}\r\n"
+        f"To: {probe.reply_to}\r\n"
+        f"Subject: {_encoded_header('Läst: ' + probe.subject)}\r\n"
+        f"Date: {format_datetime(at)}\r\n"
+        f"Message-ID: {make_msgid(domain=domain)}\r\n"
+        f"References: {probe.message_id}\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=disposition-notification;\r\n"
+        f' boundary="{boundary}"\r\n'
+    )
+    notice = f"Ditt meddelande lästes {format_datetime(at)}.\r\n".encode()
+    disposition = (
+        f"Reporting-UA: {domain}; Thunderbird\r\nFinal-Recipient: rfc822; {probe.to}\r\n"
+        f"Original-Message-ID: {probe.message_id}\r\n"
+        "Disposition: manual-action/MDN-sent-manually; displayed\r\n"
+    ).encode()
+    parts = [
+        ("text/plain; charset=utf-8", notice),
+        ("message/disposition-notification", disposition),
     ]
     body = b"".join(
         f"--{boundary}\r\nContent-Type: {kind}\r\n\r\n".encode() + content + b"\r\n"

@@ -2,6 +2,15 @@
 
 Nothing leaves the process: probes go to an in-process SMTP server, where each simulated
 municipality reacts by appending its replies to the daemon's in-process IMAP mailbox.
+
+First the last ``history_days`` are replayed in virtual time through the real pipeline (see
+``monitor.demo.history``), so the status page opens on months of data; then the clock goes
+live and a probe goes out every few seconds, answered within seconds to minutes.
+
+Calendars: every target uses the normal Swedish calendar (Mon–Fri 08:00–17:00, Swedish
+holidays) for sending in the history and for all measurement. Live demo probes are sent
+through the manual send-now path, which ignores the send window, so the demo also moves at
+night and at weekends; their replies are still measured on the Swedish calendar.
 """
 
 from __future__ import annotations
@@ -11,38 +20,47 @@ import contextlib
 import os
 import random
 import tempfile
-from collections.abc import Awaitable, Callable
+import time as wallclock
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 
-from monitor.composition import build
+from monitor.composition import Application, build
 from monitor.config import load_config
-from monitor.demo.mailservers import InProcessImapServer, ReceivedSmtp, RecordingSmtpServer
-from monitor.demo.replies import (
-    ReceivedProbe,
-    human_answer,
-    out_of_office,
-    permanent_bounce,
-    read_probe,
-    ticket_answer,
-    ticket_receipt,
+from monitor.demo.behaviours import (
+    AcknowledgesOnly,
+    Behaviour,
+    Bounces,
+    HumanAnswers,
+    LivePace,
+    NeverAnswers,
+    OutOfOfficeThenHuman,
+    ReadReceiptThenHuman,
+    Staff,
+    TicketFlow,
 )
+from monitor.demo.history import (
+    DemoClock,
+    HistoryReplay,
+    LiveResponders,
+    LiveSender,
+    Reactor,
+    ReplaySummary,
+    Simulated,
+    aligned,
+)
+from monitor.demo.mailservers import InProcessImapServer, RecordingSmtpServer
 
 MAILBOX_USER = "svarstid"
 MAILBOX_PASSWORD = "demo"  # an in-process mailbox on loopback, not a secret
 MAILBOX_ADDRESS = "matning@svarstid-demo.example.invalid"
 REPLY_TEMPLATE = "svar+{token}@svarstid-demo.example.invalid"
-
-Reply = Callable[[ReceivedProbe, bytes, datetime], bytes]
-
-
-@dataclass(frozen=True)
-class Step:
-    after_seconds: float
-    reply: Reply
+SERVICE_CENTRE = "servicecenter@sydnarke-servicecenter.example.invalid"
+HISTORY_DAYS = 90
+LIVE_SEND_SECONDS = 15.0
+DEFAULT_SEED = 5
 
 
 @dataclass(frozen=True)
@@ -50,7 +68,9 @@ class Municipality:
     id: str
     kommunkod: str
     name: str
-    behaviour: tuple[Step, ...]
+    officer: str
+    behaviour: Behaviour
+    mailbox: str = "kontaktcenter"
 
     @property
     def domain(self) -> str:
@@ -58,90 +78,70 @@ class Municipality:
 
     @property
     def address(self) -> str:
-        return f"kontaktcenter@{self.domain}"
+        return f"{self.mailbox}@{self.domain}"
 
-
-ANSWERS = (
-    "Tack för din fråga. Du hittar svaret på kommunens webbplats under rubriken, "
-    "och du är välkommen att ringa oss om något är oklart.",
-    "Det stämmer att det går bra. Ansökan gör du via e-tjänsten, handläggningstiden är "
-    "ungefär två veckor.",
-    "Vi har kontrollerat saken med förvaltningen och det gäller från och med nästa månad.",
-)
-
-
-def _answer(officer: str, domain: str, *, threaded: bool = True) -> Reply:
-    def reply(probe: ReceivedProbe, _raw: bytes, at: datetime) -> bytes:
-        text = random.choice(ANSWERS)
-        return human_answer(
-            probe,
-            officer=officer,
-            sender=f"{officer.split()[0].lower()}@{domain}",
-            answer=text,
-            at=at,
-            threaded=threaded,
-        )
-
-    return reply
-
-
-def _out_of_office(officer: str, domain: str) -> Reply:
-    def reply(probe: ReceivedProbe, _raw: bytes, at: datetime) -> bytes:
-        return out_of_office(probe, officer=officer, sender=f"kontaktcenter@{domain}", at=at)
-
-    return reply
-
-
-def _ticket(domain: str) -> tuple[Reply, Reply]:
-    case = f"2026-{random.randint(1000, 99999):06d}"
-
-    def receipt(probe: ReceivedProbe, _raw: bytes, at: datetime) -> bytes:
-        return ticket_receipt(
-            probe, system="Ärendesystemet", sender=f"noreply@{domain}", case_number=case, at=at
-        )
-
-    def answer(probe: ReceivedProbe, _raw: bytes, at: datetime) -> bytes:
-        return ticket_answer(
-            probe,
-            officer="Sara Holm",
-            sender=f"noreply@{domain}",
-            case_number=case,
-            answer=random.choice(ANSWERS),
-            at=at,
-        )
-
-    return receipt, answer
-
-
-def _bounce(domain: str) -> Reply:
-    def reply(probe: ReceivedProbe, raw: bytes, at: datetime) -> bytes:
-        return permanent_bounce(probe, raw_probe=raw, mta=f"mx.{domain}", at=at)
-
-    return reply
+    def simulated(self) -> Simulated:
+        staff = Staff(self.domain, self.officer, f"{self.name}s kommun")
+        return Simulated(self.id, self.address, staff, self.behaviour)
 
 
 def municipalities() -> tuple[Municipality, ...]:
-    receipt, ticket_reply = _ticket("kiruna.example.invalid")
+    """Real municipalities (kommunkod from SCB) with made-up inboxes on example.invalid."""
     return (
+        Municipality("lund", "1281", "Lund", "Eva Lind", HumanAnswers("snabba svar", (0.2, 5))),
+        Municipality("umea", "2480", "Umeå", "Johan Berg", HumanAnswers("snabba svar", (0.3, 8))),
         Municipality(
-            "lund", "1281", "Lund", (Step(6, _answer("Eva Lind", "lund.example.invalid")),)
+            "vasteras", "1980", "Västerås", "Maria Nyström", HumanAnswers("blandat", (1, 30))
         ),
         Municipality(
-            "are",
-            "2321",
-            "Åre",
-            (
-                Step(2, _out_of_office("Per Ek", "are.example.invalid")),
-                Step(25, _answer("Per Ek", "are.example.invalid")),
-            ),
+            "jonkoping", "0680", "Jönköping", "Ali Hassan", HumanAnswers("blandat", (2, 40))
         ),
-        Municipality("kiruna", "2584", "Kiruna", (Step(1, receipt), Step(15, ticket_reply))),
+        Municipality(
+            "gavle", "2180", "Gävle", "Karin Sjöberg", HumanAnswers("svarar efter dagar", (20, 60))
+        ),
+        Municipality(
+            "are", "2321", "Åre", "Per Ek", OutOfOfficeThenHuman("frånvaro, sedan svar", (2, 6))
+        ),
+        Municipality("kiruna", "2584", "Kiruna", "Sara Holm", TicketFlow("ärendesystem", (6, 30))),
+        Municipality(
+            "sundsvall", "2281", "Sundsvall", "Anders Lund", AcknowledgesOnly("bara autosvar")
+        ),
+        Municipality("bjurholm", "2403", "Bjurholm", "Lena Ek", NeverAnswers("svarar aldrig")),
         Municipality(
             "ljusnarsberg",
             "1864",
             "Ljusnarsberg",
-            (Step(3, _bounce("ljusnarsberg.example.invalid")),),
+            "Nils Ek",
+            Bounces("fel adress, studsar"),
+            mailbox="kommunen",
         ),
+        Municipality(
+            "lekeberg",
+            "1814",
+            "Lekeberg",
+            "Ida Svensson",
+            HumanAnswers(
+                "svar från servicecenter",
+                (1, 12),
+                sender=SERVICE_CENTRE,
+                sender_name="Sydnärkes servicecenter",
+            ),
+        ),
+        Municipality(
+            "tanum",
+            "1435",
+            "Tanum",
+            "Olle Andersson",
+            HumanAnswers("svar utan trådhuvuden", (1, 14), threaded=False),
+        ),
+        Municipality(
+            "karlskrona",
+            "1080",
+            "Karlskrona",
+            "Petra Dahl",
+            ReadReceiptThenHuman("läskvitto, sedan svar", (0.2, 3), (2, 12)),
+        ),
+        Municipality("nacka", "0182", "Nacka", "Sofia Ali", HumanAnswers("snabba svar", (0.5, 9))),
     )
 
 
@@ -161,13 +161,11 @@ def demo_config(
             "name": m.name,
             "address": m.address,
             "kommunkod": m.kommunkod,
-            "calendar": "dygnet-runt",
-            "tags": ["demo"],
+            "tags": ["demo", m.behaviour.label],
         }
         for m in world
     ]
     (folder / "targets.yaml").write_text(yaml.safe_dump({"targets": targets}, allow_unicode=True))
-    always = {day: ["00:00-23:59"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     config = {
         "mailbox": {"address": MAILBOX_ADDRESS, "reply_address": REPLY_TEMPLATE},
         "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none", "timeout": 10},
@@ -179,19 +177,21 @@ def demo_config(
             "password": MAILBOX_PASSWORD,
             "poll_seconds": 5,
         },
-        "database": {"url": database},
+        # Bodies of the oldest month of history are dropped, to show retention at work.
+        "database": {"url": database, "body_retention_days": 60},
         "http": {"listen": listen},
+        # Denser than production so that 90 days give ~20 probes per municipality.
         "schedule": {
-            "tick_seconds": 2,
-            "send_window": "00:00-23:59",
-            "min_spacing_days": 0,
-            "max_probes_per_target_per_30_days": 100000,
-            "max_probes_per_hour": 600,
-            "question_repeat_days": 0,
-            "jitter_minutes": 0,
+            "tick_seconds": 30,
+            "send_window": "08:30-16:00",
+            "min_spacing_days": 3,
+            "max_probes_per_target_per_30_days": 8,
+            "max_probes_per_hour": 40,
+            "question_repeat_days": 60,
+            "jitter_minutes": 60,
         },
-        "calendars": {"dygnet-runt": {"office_hours": always, "closed_dates": []}},
-        "logging": {"level": "info", "format": "text"},
+        "measurement": {"unanswered_final_after_working_days": 5},
+        "logging": {"level": "warning", "format": "text"},
         "targets_file": "targets.yaml",
     }
     path = folder / "svarstid.yaml"
@@ -199,85 +199,124 @@ def demo_config(
     return path
 
 
-class Responders:
-    """Plays each municipality's behaviour when a probe reaches its address."""
+@dataclass
+class DemoRig:
+    """A demo world with its history replayed, ready to go live (also used by the tests)."""
 
-    def __init__(self, imap: InProcessImapServer, world: tuple[Municipality, ...]) -> None:
-        self._imap = imap
-        self._by_address = {m.address: m for m in world}
-        self._tasks: set[asyncio.Task[None]] = set()
+    app: Application
+    smtp: RecordingSmtpServer
+    imap: InProcessImapServer
+    clock: DemoClock
+    reactor: Reactor
+    folder: Path
+    database: str
+    summary: ReplaySummary | None = None
 
-    async def on_probe(self, received: ReceivedSmtp) -> None:
-        for recipient in received.rcpt_tos:
-            municipality = self._by_address.get(recipient.lower())
-            if municipality is not None:
-                self._spawn(self._play(municipality, received.raw))
+    async def stop_servers(self) -> None:
+        await self.smtp.stop()
+        await self.imap.stop()
 
-    def _spawn(self, work: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
-    async def _play(self, municipality: Municipality, raw: bytes) -> None:
-        probe = read_probe(raw)
-        waited = 0.0
-        for step in municipality.behaviour:
-            await asyncio.sleep(step.after_seconds - waited)
-            waited = step.after_seconds
-            now = datetime.now(UTC)
-            await self._imap.append(MAILBOX_USER, step.reply(probe, raw, now), internaldate=now)
+async def prepare(
+    *,
+    database: str | None = None,
+    listen: str = "127.0.0.1:0",
+    history_days: int = HISTORY_DAYS,
+    world: tuple[Municipality, ...] | None = None,
+    seed: int = DEFAULT_SEED,
+    end: datetime | None = None,
+    folder: Path | None = None,
+    token_seed: int | None = None,
+) -> DemoRig:
+    """Start the mail servers, build the app on a demo clock and replay the history.
 
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    ``end`` fixes the replay's last instant (default: now) and ``token_seed`` makes probe
+    tokens reproducible; tests use both. A reused ``database`` keeps its history.
+    """
+    folder = folder or Path(tempfile.mkdtemp(prefix="svarstid-demo-"))
+    database = database or f"sqlite+aiosqlite:///{folder / 'svarstid-demo.db'}"
+    world = world or municipalities()
+    end = end or datetime.now(UTC)
+    start = aligned(end - timedelta(days=history_days))
+    clock = DemoClock(start)
+    smtp, imap = RecordingSmtpServer(clock=clock), InProcessImapServer()
+    smtp_port = await smtp.start()
+    imap_port = await imap.start(users={MAILBOX_USER: MAILBOX_PASSWORD})
+    path = demo_config(
+        folder,
+        smtp_port=smtp_port,
+        imap_port=imap_port,
+        database=database,
+        listen=listen,
+        world=world,
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SVARSTID_")}
+    config = load_config(path, environ)
+    if token_seed is None:
+        app = build(config, clock=clock)
+    else:
+        app = build(config, clock=clock, entropy=random.Random(token_seed).randbytes)
+    reactor = Reactor([m.simulated() for m in world], seed)
+    rig = DemoRig(app, smtp, imap, clock, reactor, folder, database)
+    if history_days > 0 and not await _has_history(app):
+        replay = HistoryReplay(app, smtp, imap, MAILBOX_USER, reactor, clock)
+        rig.summary = await replay.run(start, end)
+    return rig
+
+
+async def _has_history(app: Application) -> bool:
+    """A reused --database keeps its history; replaying again would double it."""
+    await app.store.upgrade()
+    return bool(await app.store.probe_records(datetime(2000, 1, 1, tzinfo=UTC)))
 
 
 async def run_demo(
-    stop: asyncio.Event, *, database: str | None, listen: str, duration: float | None
+    stop: asyncio.Event,
+    *,
+    database: str | None,
+    listen: str,
+    duration: float | None,
+    history_days: int = HISTORY_DAYS,
 ) -> int:
-    folder = Path(tempfile.mkdtemp(prefix="svarstid-demo-"))
-    database = database or f"sqlite+aiosqlite:///{folder / 'svarstid-demo.db'}"
-    world = municipalities()
-    smtp, imap = RecordingSmtpServer(), InProcessImapServer()
-    smtp_port = await smtp.start()
-    imap_port = await imap.start(users={MAILBOX_USER: MAILBOX_PASSWORD})
-    responders = Responders(imap, world)
-    smtp.on_message = responders.on_probe
-    config = load_config(
-        demo_config(
-            folder,
-            smtp_port=smtp_port,
-            imap_port=imap_port,
-            database=database,
-            listen=listen,
-            world=world,
-        ),
-        {k: v for k, v in os.environ.items() if not k.startswith("SVARSTID_")},
-    )
     from monitor import logs
 
-    logs.configure("info", "text")
-    app = build(config)
-    app.daemon.on_ready = lambda url: _announce(url, database, folder)
-    daemon = asyncio.create_task(app.daemon.run())
+    logs.configure("warning", "text")
+    started = wallclock.monotonic()
+    rig = await prepare(database=database, listen=listen, history_days=history_days)
+    rig.clock.go_live()
+    responders = LiveResponders(rig.imap, MAILBOX_USER, rig.reactor, LivePace())
+    rig.smtp.on_message = responders.on_probe
+    rig.app.daemon.on_ready = lambda url: _announce(url, rig, wallclock.monotonic() - started)
+    daemon = asyncio.create_task(rig.app.daemon.run())
+    sender = asyncio.create_task(LiveSender(rig.app, LIVE_SEND_SECONDS).run(stop))
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=duration)
-    app.daemon.stop()
+    stop.set()
+    await sender
+    rig.app.daemon.stop()
     await daemon
     await responders.stop()
-    await smtp.stop()
-    await imap.stop()
+    await rig.stop_servers()
     return 0
 
 
-def _announce(url: str, database: str, folder: Path) -> None:
+def _announce(url: str, rig: DemoRig, seconds: float) -> None:
+    summary = rig.summary
+    history = (
+        f"  history     : {summary.days} days replayed, {summary.probes_sent} probes, "
+        f"{summary.replies_delivered} replies ({seconds:.1f} s)\n"
+        if summary is not None
+        else ""
+    )
     print(
         "\nsvarstid demo is running (nothing leaves this process).\n"
         f"  status page : {url}/\n"
         f"  metrics     : {url}/metrics\n"
-        f"  database    : {database}\n"
-        f"  config      : {folder / 'svarstid.yaml'}\n"
+        f"  JSON        : {url}/api/targets\n"
+        f"{history}"
+        f"  database    : {rig.database}\n"
+        f"  config      : {rig.folder / 'svarstid.yaml'}\n"
+        "Live: a probe goes out every few seconds and is answered within seconds to minutes.\n"
         "Press Ctrl-C to stop.\n",
         flush=True,
     )
