@@ -2,7 +2,9 @@
 
 Seeds a database with N sent probes and their outcomes (bulk Core executemany; seeding is
 timed separately), spread over this year up to today, then runs the real command through
-monitor.cli.main with a config written to a temporary folder.
+monitor.cli.main with a config written to a temporary folder (report_seconds: includes
+loading the config and 290 targets, migrations check and rendering), and make_report alone
+(report_core_seconds).
 
 Run: python -m bench.bench_report --url sqlite+aiosqlite:///tmp/r.db --probes 1000000
      python -m bench.bench_report --url "$(scripts/pg-tmp start /tmp/pg)" --probes 1000000
@@ -28,7 +30,12 @@ from monitor.adapters.sql import Store
 from monitor.adapters.sql_schema import outcomes, probes, targets
 from monitor.catalog import load_kommuner
 from monitor.cli import main
+from monitor.composition import load_world
+from monitor.config import load_config
 from monitor.domain.model import OutcomeState, ProbeState
+from monitor.domain.periods import year
+from monitor.domain.reporting import parse_grouping
+from monitor.service.reporting import ReportRequest, make_report
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 CHUNK = 10_000
@@ -177,11 +184,25 @@ def _config(folder: Path, url: str) -> Path:
     return path
 
 
-def run(url: str, probes: int = 1_000_000) -> dict[str, float]:
+async def _report_core(config_path: Path, now: datetime) -> float:
+    """Seconds for make_report alone: no imports, config or rendering."""
+    config = load_config(config_path, {})
+    world = load_world(config)
+    store = Store.from_url(config.database.url)
+    request = ReportRequest(year(now.astimezone(STOCKHOLM).year), parse_grouping("county"))
+    started = time.perf_counter()
+    await make_report(store, world, request, now=now)
+    elapsed = time.perf_counter() - started
+    await store.close()
+    return elapsed
+
+
+def run(url: str, probes: int = 1_000_000, *, seeded_already: bool = False) -> dict[str, float]:
     """Seconds to seed ``probes`` probes and to report on them by county."""
     now = datetime.now(UTC)
     started = time.perf_counter()
-    asyncio.run(seed(url, probes, now))
+    if not seeded_already:
+        asyncio.run(seed(url, probes, now))
     seeded = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         config = _config(Path(folder), url)
@@ -204,11 +225,13 @@ def run(url: str, probes: int = 1_000_000) -> dict[str, float]:
         reported = time.perf_counter()
         if code != 0:
             raise RuntimeError(f"svarstid report exited {code}")
+        core = asyncio.run(_report_core(config, now))
     return {
         "probes": float(probes),
         "seed_seconds": seeded - started,
         "report_seconds": reported - seeded,
         "report_probes_per_second": probes / (reported - seeded),
+        "report_core_seconds": core,
     }
 
 
@@ -216,10 +239,13 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_report")
     parser.add_argument("--url", required=True, help="an empty database (SQLite or PostgreSQL)")
     parser.add_argument("--probes", type=int, default=1_000_000)
+    parser.add_argument("--no-seed", action="store_true", help="report on an earlier seed")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     arguments = _arguments(sys.argv[1:])
-    for name, value in run(arguments.url, arguments.probes).items():
+    for name, value in run(
+        arguments.url, arguments.probes, seeded_already=arguments.no_seed
+    ).items():
         print(f"{name:28}{value:14.2f}")

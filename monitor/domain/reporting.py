@@ -21,7 +21,7 @@ import bisect
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from fractions import Fraction
 from typing import NamedTuple
@@ -31,7 +31,12 @@ from monitor.domain.model import OutcomeState, ProbeOutcome, Target
 from monitor.domain.outcome import OutcomeRules, compute_outcome
 from monitor.domain.periods import Period
 from monitor.domain.stats import HOUR, GroupStats, rank, wilson_interval
-from monitor.domain.worktime import WORKING_DAY_SECONDS, working_days_between, working_seconds
+from monitor.domain.worktime import (
+    WORKING_DAY_SECONDS,
+    is_working_day,
+    working_days_between,
+    working_seconds,
+)
 
 ALL_KEY = "all"
 NO_COUNTY = "(no county)"
@@ -166,6 +171,8 @@ class TallyBook:
         self.by_target: dict[str, Tally] = {}
         self._calendar_for = calendar_for
         self._now = now
+        self._waited_by_target: dict[str, WaitedUntil] = {}
+        self._waited_by_calendar: dict[int, WaitedUntil] = {}
 
     def add(self, facts: Iterable[OutcomeFact]) -> int:
         """Count the facts in; returns how many there were."""
@@ -207,7 +214,64 @@ class TallyBook:
             return fact.working_seconds
         if fact.clock_start is None:
             return 0.0
-        return working_seconds(self._calendar_for(fact.target_id), fact.clock_start, self._now)
+        return self._waited_for(fact.target_id)(fact.clock_start)
+
+    def _waited_for(self, target_id: str) -> WaitedUntil:
+        found = self._waited_by_target.get(target_id)
+        if found is None:
+            cal = self._calendar_for(target_id)
+            found = self._waited_by_calendar.get(id(cal))
+            if found is None:
+                found = self._waited_by_calendar[id(cal)] = WaitedUntil(cal, self._now)
+            self._waited_by_target[target_id] = found
+        return found
+
+
+class WaitedUntil:
+    """``working_seconds(cal, start, now)`` for many starts, at a few float operations each.
+
+    Per local date of ``start`` it keeps that day's office spans as instants and the working
+    seconds from the next midnight to ``now``; a start is then its day's remaining office time
+    plus that. Spans are read as ``worktime`` reads them (wall times on the date, fold=0); a
+    test checks the two agree, DST days included.
+    """
+
+    def __init__(self, cal: OfficeCalendar, now: datetime) -> None:
+        self._cal = cal
+        self._now = now
+        self._now_ts = now.timestamp()
+        self._days: dict[date, tuple[tuple[tuple[float, float], ...], float, float]] = {}
+
+    def __call__(self, start: datetime) -> float:
+        moment = start.timestamp()
+        if moment >= self._now_ts:
+            return 0.0
+        day = start.astimezone(self._cal.timezone).date()
+        known = self._days.get(day)
+        if known is None:
+            known = self._days[day] = self._day(day)
+        spans, midnight, after = known
+        if self._now_ts <= midnight:  # now is on the same day: no shortcut
+            return working_seconds(self._cal, start, self._now)
+        head = 0.0
+        for opening, closing in spans:
+            if closing > moment:
+                head += closing - max(opening, moment)
+        return head + after
+
+    def _day(self, day: date) -> tuple[tuple[tuple[float, float], ...], float, float]:
+        zone = self._cal.timezone
+        midnight = datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=zone)
+        spans: tuple[tuple[float, float], ...] = ()
+        if is_working_day(self._cal, day):
+            spans = tuple(
+                (
+                    datetime.combine(day, opening, tzinfo=zone).timestamp(),
+                    datetime.combine(day, closing, tzinfo=zone).timestamp(),
+                )
+                for opening, closing in self._cal.hours[day.weekday()]
+            )
+        return spans, midnight.timestamp(), working_seconds(self._cal, midnight, self._now)
 
 
 def refreshed(

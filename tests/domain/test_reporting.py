@@ -1,11 +1,11 @@
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.domain.calendar import swedish_default_calendar
+from monitor.domain.calendar import OfficeCalendar, build_calendar, swedish_default_calendar
 from monitor.domain.model import MessageKind, ObservedMessage, OutcomeState, ProbeOutcome, Target
 from monitor.domain.outcome import OutcomeRules, compute_outcome
 from monitor.domain.periods import date_range, parse_period
@@ -16,6 +16,7 @@ from monitor.domain.reporting import (
     ReportInput,
     Tally,
     TallyBook,
+    WaitedUntil,
     build_report,
     fact_from_outcome,
     km_quantiles,
@@ -25,6 +26,7 @@ from monitor.domain.reporting import (
     tally_stats,
 )
 from monitor.domain.stats import kaplan_meier_quantiles, summarise
+from monitor.domain.worktime import working_seconds
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 SE = swedish_default_calendar()
@@ -305,3 +307,26 @@ def test_a_send_falls_in_the_month_of_its_local_date(sent: datetime, index: int)
     ends = [month.bounds(STOCKHOLM)[1] for month in months]
     assert month_index(ends, sent) == index
     assert date_range(date(2026, 7, 1), date(2026, 9, 30)).months() == months
+
+
+# --- waited time, many starts -------------------------------------------------------------
+
+SPLIT_HOURS = build_calendar(
+    name="split",
+    hours={0: [(time(8), time(12)), (time(13), time(16, 30))], 2: [(time(1), time(4))]},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([SE, SPLIT_HOURS]),
+    st.datetimes(datetime(2025, 12, 20), datetime(2026, 11, 2)),
+    st.datetimes(datetime(2026, 3, 27), datetime(2026, 11, 3)),
+)
+def test_waited_until_equals_working_seconds_across_dst_and_holidays(
+    cal: OfficeCalendar, start: datetime, now: datetime
+) -> None:
+    begin, until = start.replace(tzinfo=STOCKHOLM), now.replace(tzinfo=STOCKHOLM)
+    assert WaitedUntil(cal, until)(begin) == pytest.approx(
+        working_seconds(cal, begin, until), abs=1e-6
+    )
