@@ -6,8 +6,10 @@ header). The tree is therefore parsed with compat32, and every header value is d
 once: values with RFC 2047 encoded words through policy.default's decoder, falling back to
 email.header, others unfolded as they are. Problems go to ``defects``, never exceptions.
 
-Work is bounded so that a 25 MB mail stays cheap: at most MAX_PARTS MIME parts are
-walked and at most MAX_TEXT_CHARS of body text are kept.
+Work is bounded so that a 25 MB mail stays cheap: only the first MAX_PARSED_BYTES are
+parsed (flagged "large-message"; the stdlib tree costs about ten times its input in memory,
+and headers, text and a returned copy come before big attachments), at most MAX_PARTS MIME
+parts are walked and at most MAX_TEXT_CHARS of body text are kept.
 
 Returned copies (for matching a bounce to its probe):
 - RFC 3464/6522 reports: the message/rfc822 (headers + first RETURNED_BODY_CHARS of its
@@ -32,6 +34,7 @@ from html.parser import HTMLParser
 
 from monitor.domain.model import DeliveryStatus, ParsedMessage
 
+MAX_PARSED_BYTES = 2_000_000
 MAX_PARTS = 1000
 MAX_TEXT_CHARS = 1_000_000
 RETURNED_BODY_CHARS = 4096
@@ -69,8 +72,10 @@ _BOUNCE_SENDER = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailerdae
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse raw RFC 5322 bytes; anything odd is listed in ``defects``, nothing raises."""
     defects: list[str] = []
+    if len(raw) > MAX_PARSED_BYTES:
+        defects.append("large-message")
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        msg = email.message_from_bytes(raw[:MAX_PARSED_BYTES], policy=email.policy.compat32)
         return _build(msg, raw, defects)
     except Exception as exc:  # the stdlib parser has known crash bugs
         defects.append(f"parse-error:{type(exc).__name__}")
@@ -155,6 +160,14 @@ def _decode_header(name: str, value: str, defects: list[str]) -> str:
     # anti-spam headers), and only encoded words (RFC 2047) need it: plain ASCII is kept.
     if "=?" not in value or len(value) > MAX_PARSED_HEADER:
         return _unfold(value)
+    decoded = _decode_encoded_words(name, value, defects)
+    # Unknown charsets and broken base64 decode silently to U+FFFD: say so.
+    if "\ufffd" in decoded and "\ufffd" not in value:
+        defects.append(f"undecodable-header:{name.lower()}")
+    return decoded
+
+
+def _decode_encoded_words(name: str, value: str, defects: list[str]) -> str:
     try:
         parsed = email.policy.default.header_fetch_parse(name, value)
         return _unfold(str(parsed))
