@@ -99,14 +99,16 @@ class LivePace:
     """Live demo: a working hour lasts a few real seconds, so answers come while you watch."""
 
     seconds_per_working_hour: float = 4.0
+    shortest_seconds: float = 2.0
     longest_seconds: float = 240.0
 
     def person(self, after: datetime, working_hours: float) -> datetime:
-        seconds = min(working_hours * self.seconds_per_working_hour, self.longest_seconds)
-        return after + timedelta(seconds=max(seconds, 2.0))
+        seconds = working_hours * self.seconds_per_working_hour
+        seconds = min(max(seconds, self.shortest_seconds), self.longest_seconds)
+        return after + timedelta(seconds=seconds)
 
     def machine(self, after: datetime, seconds: float) -> datetime:
-        return after + timedelta(seconds=min(seconds, 5.0))
+        return after + timedelta(seconds=min(seconds, 2.5 * self.shortest_seconds))
 
 
 class Behaviour(Protocol):
