@@ -12,7 +12,7 @@ SQLITE_BUSY when it would have to upgrade a read snapshot.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -138,7 +138,9 @@ class Store:
         backend = make_url(url).get_backend_name()
         if backend not in SUPPORTED_DIALECTS:
             raise ValueError(f"unsupported database {backend!r}: use SQLite or PostgreSQL")
-        engine = create_async_engine(url, echo=echo, pool_pre_ping=True)
+        # hide_parameters: bound values (message bodies, subjects, addresses) must never
+        # reach logs, neither through echo nor through the text of a database error.
+        engine = create_async_engine(url, echo=echo, pool_pre_ping=True, hide_parameters=True)
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine.sync_engine)
         return cls(engine)
@@ -180,7 +182,7 @@ class Store:
 
     async def targets(self) -> list[Target]:
         """Active (configured) targets, by id."""
-        query = select(targets).where(targets.c.active.is_(True)).order_by(targets.c.id)
+        query = select(*TARGET_COLUMNS).where(targets.c.active.is_(True)).order_by(targets.c.id)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_target_from_row(row) for row in rows]
@@ -284,7 +286,9 @@ class Store:
 
     async def probe(self, token: str) -> Probe | None:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(probes).where(probes.c.token == token))).first()
+            row = (
+                await conn.execute(select(*PROBE_COLUMNS).where(probes.c.token == token))
+            ).first()
         return _probe_from_row(row) if row is not None else None
 
     async def probe_events(self, token: str) -> list[tuple[ProbeState, datetime, str | None]]:
@@ -305,7 +309,7 @@ class Store:
         """
         outstanding = _outstanding_clause()
         query = (
-            select(probes, outstanding.label("outstanding"))
+            select(*PROBE_COLUMNS, outstanding.label("outstanding"))
             .select_from(probes.outerjoin(outcomes))
             .where(or_(probes.c.planned_at >= since, outstanding))
             .order_by(probes.c.planned_at, probes.c.token)
@@ -321,14 +325,14 @@ class Store:
             probes.c.state == ProbeState.UNCERTAIN.value,
             func.coalesce(probes.c.sent_at, probes.c.planned_at) >= since,
         )
-        query = select(probes).where(or_(sent, uncertain)).order_by(probes.c.token)
+        query = select(*PROBE_COLUMNS).where(or_(sent, uncertain)).order_by(probes.c.token)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_candidate_from_row(row) for row in rows]
 
     async def candidate_by_token(self, token: str) -> ProbeCandidate | None:
         """The probe as a match candidate, or None if unknown or never (possibly) sent."""
-        query = select(probes).where(
+        query = select(*PROBE_COLUMNS).where(
             probes.c.token == token,
             probes.c.state.in_([ProbeState.SENT.value, ProbeState.UNCERTAIN.value]),
         )
@@ -363,7 +367,7 @@ class Store:
     async def messages_for_probe(self, token: str) -> list[StoredMessage]:
         """Messages tied to the probe, by received_at."""
         query = (
-            select(messages)
+            select(*MESSAGE_COLUMNS)
             .where(messages.c.probe_token == token)
             .order_by(messages.c.received_at, messages.c.message_key)
         )
@@ -372,7 +376,7 @@ class Store:
         return [_message_from_row(row) for row in rows]
 
     async def message(self, message_key: str) -> StoredMessage | None:
-        query = select(messages).where(messages.c.message_key == message_key)
+        query = select(*MESSAGE_COLUMNS).where(messages.c.message_key == message_key)
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).first()
         return _message_from_row(row) if row is not None else None
@@ -380,7 +384,7 @@ class Store:
     async def message_by_message_id(self, message_id: str) -> StoredMessage | None:
         """The first stored message with this Message-ID header (angle brackets included)."""
         query = (
-            select(messages)
+            select(*MESSAGE_COLUMNS)
             .where(messages.c.message_id == message_id)
             .order_by(messages.c.received_at, messages.c.message_key)
             .limit(1)
@@ -392,7 +396,7 @@ class Store:
     async def unmatched_messages(self, limit: int = 100) -> list[StoredMessage]:
         """Messages tied to no probe, newest first."""
         query = (
-            select(messages)
+            select(*MESSAGE_COLUMNS)
             .where(messages.c.probe_token.is_(None))
             .order_by(messages.c.received_at.desc(), messages.c.message_key)
             .limit(limit)
@@ -449,17 +453,20 @@ class Store:
         self, since: datetime, until: datetime | None = None
     ) -> list[tuple[ProbeOutcome, Probe]]:
         """Outcomes with their probes, for probes sent in [since, until), by sent_at."""
-        query = select(outcomes, probes).join(probes, probes.c.token == outcomes.c.token)
+        query = select(*OUTCOME_COLUMNS, *PROBE_COLUMNS).join(
+            probes, probes.c.token == outcomes.c.token
+        )
         query = query.where(probes.c.sent_at >= since)
         if until is not None:
             query = query.where(probes.c.sent_at < until)
         query = query.order_by(probes.c.sent_at, probes.c.token)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [(_outcome_from_row(row), _probe_from_row(row)) for row in rows]
+        split = len(OUTCOME_COLUMNS)
+        return [(_outcome_from_row(row), _probe_from_row(row[split:])) for row in rows]
 
     async def outcome(self, token: str) -> ProbeOutcome | None:
-        query = select(outcomes).where(outcomes.c.token == token)
+        query = select(*OUTCOME_COLUMNS).where(outcomes.c.token == token)
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).first()
         return _outcome_from_row(row) if row is not None else None
@@ -543,7 +550,7 @@ class Store:
     async def probes_without_outcome(self, since: datetime, until: datetime) -> list[Probe]:
         """Sent (or failed, or uncertain) probes in [since, until) that have no stored outcome."""
         query = (
-            select(probes)
+            select(*PROBE_COLUMNS)
             .select_from(probes.outerjoin(outcomes))
             .where(outcomes.c.token.is_(None), _sent_between(since, until))
             .where(probes.c.state.in_([s.value for s in _REPORTED_PROBE_STATES]))
@@ -751,17 +758,17 @@ def _gaps(
 # -- rows <-> values ---------------------------------------------------------------------------
 
 
-def _target_from_row(row: Row[Any]) -> Target:
-    return Target(
-        id=row.id,
-        name=row.name,
-        address=row.address,
-        kommunkod=row.kommunkod,
-        county=row.county,
-        tags=tuple(row.tags),
-        calendar=row.calendar,
-        paused=row.paused,
-    )
+# Rows are read by position: name lookups on Row cost more than the query on large reads.
+# Each *_COLUMNS tuple lists the columns of a value's fields, in the field order.
+TARGET_COLUMNS = tuple(targets.c[f.name] for f in fields(Target))
+PROBE_COLUMNS = tuple(probes.c[f.name] for f in fields(Probe))
+MESSAGE_COLUMNS = tuple(messages.c[f.name] for f in fields(StoredMessage))
+OUTCOME_COLUMNS = tuple(outcomes.c[f.name] for f in fields(ProbeOutcome))
+_PROBE_STATES = {state.value: state for state in ProbeState}
+
+
+def _target_from_row(v: Sequence[Any]) -> Target:
+    return Target(v[0], v[1], v[2], v[3], v[4], tuple(v[5]), v[6], v[7])
 
 
 def _probe_values(probe: Probe) -> dict[str, Any]:
@@ -784,51 +791,41 @@ def _probe_values(probe: Probe) -> dict[str, Any]:
     }
 
 
-def _probe_from_row(row: Row[Any]) -> Probe:
-    m = row._mapping
+def _probe_from_row(v: Sequence[Any]) -> Probe:
+    """A Probe from the first len(PROBE_COLUMNS) values of a row."""
     return Probe(
-        token=m[probes.c.token],
-        target_id=m[probes.c.target_id],
-        target_address=m[probes.c.target_address],
-        question_id=m[probes.c.question_id],
-        persona_id=m[probes.c.persona_id],
-        reply_address=m[probes.c.reply_address],
-        message_id=m[probes.c.message_id],
-        subject=m[probes.c.subject],
-        body=m[probes.c.body],
-        state=ProbeState(m[probes.c.state]),
-        planned_at=m[probes.c.planned_at],
-        sent_at=m[probes.c.sent_at],
-        failure_permanent=m[probes.c.failure_permanent],
-        failure_detail=m[probes.c.failure_detail],
-    )
+        v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8],
+        _PROBE_STATES[v[9]], v[10], v[11], v[12], v[13],
+    )  # fmt: skip
 
 
-def _record_from_row(row: Row[Any]) -> ProbeRecord:
-    m = row._mapping
+def _record_from_row(v: Sequence[Any]) -> ProbeRecord:
+    """From a row of PROBE_COLUMNS followed by the outstanding flag."""
     return ProbeRecord(
-        token=m[probes.c.token],
-        target_id=m[probes.c.target_id],
-        question_id=m[probes.c.question_id],
-        persona_id=m[probes.c.persona_id],
-        state=ProbeState(m[probes.c.state]),
-        planned_at=m[probes.c.planned_at],
-        sent_at=m[probes.c.sent_at],
-        outstanding=bool(m["outstanding"]),
+        token=v[0],
+        target_id=v[1],
+        question_id=v[3],
+        persona_id=v[4],
+        state=_PROBE_STATES[v[9]],
+        planned_at=v[10],
+        sent_at=v[11],
+        outstanding=bool(v[14]),
     )
 
 
-def _candidate_from_row(row: Row[Any]) -> ProbeCandidate:
+def _candidate_from_row(v: Sequence[Any]) -> ProbeCandidate:
+    """From a row of PROBE_COLUMNS."""
+    planned_at, sent_at = v[10], v[11]
     return ProbeCandidate(
-        token=row.token,
-        target_id=row.target_id,
-        target_address=row.target_address,
-        reply_address=row.reply_address,
-        message_id=row.message_id,
-        subject=row.subject,
-        body=row.body,
+        token=v[0],
+        target_id=v[1],
+        target_address=v[2],
+        reply_address=v[5],
+        message_id=v[6],
+        subject=v[7],
+        body=v[8],
         # An UNCERTAIN probe may have gone out at any time after it was planned.
-        sent_at=row.sent_at if row.sent_at is not None else row.planned_at,
+        sent_at=sent_at if sent_at is not None else planned_at,
     )
 
 
@@ -855,26 +852,13 @@ def _message_values(message: StoredMessage, stored_at: datetime) -> dict[str, An
     }
 
 
-def _message_from_row(row: Row[Any]) -> StoredMessage:
+def _message_from_row(v: Sequence[Any]) -> StoredMessage:
+    """From a row of MESSAGE_COLUMNS."""
     return StoredMessage(
-        message_key=row.message_key,
-        message_id=row.message_id,
-        folder=row.folder,
-        uidvalidity=row.uidvalidity,
-        uid=row.uid,
-        received_at=row.received_at,
-        from_address=row.from_address,
-        subject=row.subject,
-        size=row.size,
-        kind=MessageKind(row.kind),
-        permanent=row.permanent,
-        ticket_number=row.ticket_number,
-        has_new_text=row.has_new_text,
-        probe_token=row.probe_token,
-        match_method=MatchMethod(row.match_method),
-        defects=tuple(row.defects),
-        raw=row.raw,
-    )
+        v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8],
+        MessageKind(v[9]), v[10], v[11], v[12], v[13],
+        MatchMethod(v[14]), tuple(v[15]), v[16],
+    )  # fmt: skip
 
 
 def _outcome_values(outcome: ProbeOutcome, computed_at: datetime) -> dict[str, Any]:
@@ -898,25 +882,12 @@ def _outcome_values(outcome: ProbeOutcome, computed_at: datetime) -> dict[str, A
     }
 
 
-def _outcome_from_row(row: Row[Any]) -> ProbeOutcome:
-    m = row._mapping
+def _outcome_from_row(v: Sequence[Any]) -> ProbeOutcome:
+    """From the first len(OUTCOME_COLUMNS) values of a row."""
     return ProbeOutcome(
-        token=m[outcomes.c.token],
-        state=OutcomeState(m[outcomes.c.state]),
-        clock_start=m[outcomes.c.clock_start],
-        first_ack_at=m[outcomes.c.first_ack_at],
-        ack_ticket_number=m[outcomes.c.ack_ticket_number],
-        ack_wall_seconds=m[outcomes.c.ack_wall_seconds],
-        ack_working_seconds=m[outcomes.c.ack_working_seconds],
-        first_human_at=m[outcomes.c.first_human_at],
-        wall_seconds=m[outcomes.c.wall_seconds],
-        working_seconds=m[outcomes.c.working_seconds],
-        within_one_working_day=m[outcomes.c.within_one_working_day],
-        within_two_working_days=m[outcomes.c.within_two_working_days],
-        bounced=m[outcomes.c.bounced],
-        bounce_permanent=m[outcomes.c.bounce_permanent],
-        message_keys=tuple(m[outcomes.c.message_keys]),
-    )
+        v[0], _OUTCOME_STATES[v[1]], v[2], v[3], v[4], v[5], v[6], v[7],
+        v[8], v[9], v[10], v[11], v[12], v[13], tuple(v[14]),
+    )  # fmt: skip
 
 
 def _status(

@@ -271,6 +271,14 @@ async def test_a_probe_for_an_unknown_target_is_refused_by_the_foreign_key(store
         await store.insert_probe(make_probe("aaaaaaaaaa", target_id="nowhere"))
 
 
+async def test_database_errors_do_not_carry_message_text(store: Store) -> None:
+    secret = "Personnummer 19121212-1212 i brödtexten"
+    with pytest.raises(Exception) as raised:
+        await store.insert_probe(make_probe("aaaaaaaaaa", target_id="nowhere", body=secret))
+    assert "19121212" not in str(raised.value)
+    assert "hidden due to hide_parameters" in str(raised.value)
+
+
 def test_unsupported_database_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported database 'mysql'"):
         Store.from_url("mysql+aiomysql://user@localhost/db")
