@@ -62,6 +62,8 @@ EVENT_LABELS = {
 }
 
 SORT_SCRIPT = (
+    # data-js tells a test (and CSS) that the script ran, i.e. the CSP hash matches.
+    "document.documentElement.setAttribute('data-js','sortable');"
     "document.querySelectorAll('th[data-col]').forEach(function(th){"
     "th.addEventListener('click',function(ev){ev.preventDefault();"
     "var table=th.closest('table'),body=table.tBodies[0],col=+th.dataset.col,"
@@ -215,6 +217,7 @@ COLUMNS: tuple[Column, ...] = (
     ("last", "Last outcome", "text", _last_cell),
     ("failing", "Address", "num", _failing_cell),
 )
+HIDDEN_ON_PHONES = frozenset({"county", "last"})
 SORT_KEYS = {column[0]: column for column in COLUMNS}
 
 
@@ -275,18 +278,24 @@ def _header(index: int, column: Column, sort: str, descending: bool) -> str:
     aria = ""
     if active:
         aria = f' aria-sort="{"descending" if descending else "ascending"}"'
-    css = ' class="num"' if kind == "num" else ""
+    css = _cell_class(key, kind)
     return (
         f'<th data-col="{index}" data-type="{kind}"{css}{aria}>'
         f'<a href="/?sort={key}&amp;dir={next_dir}">{esc(title)}</a></th>'
     )
 
 
+def _cell_class(key: str, kind: str) -> str:
+    classes = ["num"] if kind == "num" else []
+    classes += ["hide-s"] if key in HIDDEN_ON_PHONES else []
+    return f' class="{" ".join(classes)}"' if classes else ""
+
+
 def _row_html(row: TargetRow) -> str:
     cells = []
-    for _key, _title, kind, cell in COLUMNS:
+    for key, _title, kind, cell in COLUMNS:
         content, value = cell(row)
-        css = ' class="num"' if kind == "num" else ""
+        css = _cell_class(key, kind)
         cells.append(f'<td{css} data-v="{esc(value)}">{content}</td>')
     return f'<tr data-target="{esc(row.target.id)}">{"".join(cells)}</tr>'
 

@@ -22,6 +22,7 @@ from monitor.domain.model import (
     OutcomeState,
     Probe,
     ProbeOutcome,
+    ProbeState,
     StoredMessage,
     Target,
 )
@@ -181,13 +182,12 @@ class Dashboard:
             return None
         messages = await self._store.messages_for_probe(token)
         events = await self._store.probe_events(token)
-        timeline = [TimelineEntry(at, state.value, detail) for state, at, detail in events]
-        timeline += [_message_entry(m) for m in messages]
+        timeline = _state_entries(events) + [(m.received_at, _message_entry(m)) for m in messages]
         return ProbeDetail(
             probe=probe,
             target=self._world.target(probe.target_id),
             outcome=await self._store.outcome(token),
-            timeline=tuple(sorted(timeline, key=lambda entry: entry.at)),
+            timeline=tuple(entry for _, entry in sorted(timeline, key=lambda pair: pair[0])),
             messages=tuple(_message_detail(m) for m in messages),
         )
 
@@ -266,6 +266,19 @@ def _monday(day: date) -> date:
 
 def _probe_moment(line: ProbeLine) -> datetime:
     return line.probe.sent_at or line.probe.planned_at
+
+
+def _state_entries(
+    events: Sequence[tuple[ProbeState, datetime, str | None]],
+) -> list[tuple[datetime, TimelineEntry]]:
+    """State events keep their stored order: the SMTP accept time has whole seconds and may
+    read earlier than the planned time of the same send, so they sort by a running maximum."""
+    entries: list[tuple[datetime, TimelineEntry]] = []
+    latest: datetime | None = None
+    for state, at, detail in events:
+        latest = at if latest is None or at > latest else latest
+        entries.append((latest, TimelineEntry(at, state.value, detail)))
+    return entries
 
 
 def _message_entry(message: StoredMessage) -> TimelineEntry:

@@ -106,10 +106,12 @@ class Seeder:
             persona=PERSONA,
             reply_template=MAILBOX.reply_template,
             mailbox_address=MAILBOX.address,
-            planned_at=sent_at,
+            # As in the daemon: the SMTP accept time has whole seconds, so it can read a
+            # fraction of a second earlier than the planned time of the same send.
+            planned_at=sent_at + timedelta(microseconds=349_841),
         )
         await self.store.insert_probe(probe)
-        await self.store.transition_probe(token, ProbeState.SENDING, sent_at)
+        await self.store.transition_probe(token, ProbeState.SENDING, probe.planned_at)
         await self.store.transition_probe(token, ProbeState.SENT, sent_at, sent_at=sent_at)
         self.inbox.candidates.invalidate()
         return probe, render_probe(probe, PERSONA, date=sent_at).as_bytes()
@@ -265,7 +267,9 @@ async def test_hostile_subject_is_shown_as_text_never_as_markup(site: Site, path
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
-async def test_probe_page_timeline_lists_send_then_replies_in_time_order(site: Site) -> None:
+async def test_probe_page_timeline_keeps_send_states_in_order_then_replies_by_time(
+    site: Site,
+) -> None:
     _, page, _ = await get(f"{site.url}/probes/cccccccccc")
     timeline = page.split('id="timeline">')[1].split("</ol>")[0]
     events = re.findall(r'<li class="([a-z_]+)">', timeline)
