@@ -34,7 +34,13 @@ log = logging.getLogger(__name__)
 # "svarstid" in ASCII: a fixed key every instance of one database agrees on.
 LOCK_KEY = 0x7376617273746964
 NOT_LEADER_DETAIL = "not sent: this instance is not the leader"
-_PG_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_PG_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 _HELD_QUERY = """
 SELECT EXISTS (
   SELECT 1 FROM pg_locks
@@ -119,9 +125,25 @@ class PostgresAdvisoryLock:
         self._key = key
         self._timeout = session_timeout
         self._connection: Any = None
+        # One asyncpg connection runs one query at a time; the main loop's check and the send
+        # gate's check may come at once.
+        self._busy = asyncio.Lock()
         self.description = f"PostgreSQL advisory lock {key} on {_masked(url)}"
 
     async def try_acquire(self) -> bool:
+        async with self._busy:
+            return await self._try_acquire()
+
+    async def holds(self) -> bool:
+        """Ask on the lock's own session; any failure means the lock may be gone."""
+        async with self._busy:
+            return await self._holds()
+
+    async def release(self) -> None:
+        async with self._busy:
+            await self._release()
+
+    async def _try_acquire(self) -> bool:
         try:
             connection = await self._connected()
             got = await connection.fetchval(
@@ -133,8 +155,7 @@ class PostgresAdvisoryLock:
             return False
         return bool(got)
 
-    async def holds(self) -> bool:
-        """Ask on the lock's own session; any failure means the lock may be gone."""
+    async def _holds(self) -> bool:
         connection = self._connection
         if connection is None or connection.is_closed():
             return False
@@ -146,7 +167,7 @@ class PostgresAdvisoryLock:
             return False
         return bool(held)
 
-    async def release(self) -> None:
+    async def _release(self) -> None:
         connection = self._connection
         if connection is not None and not connection.is_closed():
             with contextlib.suppress(*_PG_ERRORS):
