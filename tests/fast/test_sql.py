@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import TextClause, bindparam, inspect, text
 from sqlalchemy.engine import Connection
 
 from monitor.adapters.sql import (
@@ -28,8 +29,9 @@ from monitor.adapters.sql import (
     UnknownMessage,
     UnknownProbe,
     UnknownTarget,
+    alembic_config,
 )
-from monitor.adapters.sql_schema import metadata
+from monitor.adapters.sql_schema import UtcDateTime, metadata
 from monitor.domain.model import (
     Checkpoint,
     MatchMethod,
@@ -44,6 +46,7 @@ from monitor.domain.model import (
 )
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
+HEAD_REVISION = "0002"
 STOCKHOLM_WINTER = timezone(timedelta(hours=1))
 TABLES = {
     "targets",
@@ -217,7 +220,7 @@ async def test_upgrade_twice_keeps_one_head_revision_and_the_data(
         await store.upgrade()
         async with store.engine.connect() as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-        assert [tuple(v) for v in versions] == [("0001",)]
+        assert [tuple(v) for v in versions] == [(HEAD_REVISION,)]
         assert await store.targets() == [make_target()]
     finally:
         await store.close()
@@ -231,6 +234,55 @@ async def test_migrated_schema_equals_table_metadata(empty_database_url: str) ->
             assert await conn.run_sync(_schema_diffs) == []
     finally:
         await store.close()
+
+
+async def test_migration_0002_copies_existing_outcome_states_onto_probes(
+    empty_database_url: str,
+) -> None:
+    store = Store.from_url(empty_database_url)
+    try:
+        async with store.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0001")
+            await conn.execute(at_t0(INSERT_0001_TARGET))
+            for token, state in (("answered01", "answered"), ("nooutcome1", None)):
+                probe = {"token": token, "message_id": f"<{token}@x>"}
+                await conn.execute(at_t0(INSERT_0001_PROBE), probe)
+                if state is not None:
+                    outcome = {"token": token, "state": state}
+                    await conn.execute(at_t0(INSERT_0001_OUTCOME), outcome)
+        await store.upgrade()
+        assert await store.open_probe_tokens() == ["nooutcome1"]
+        records = {r.token: r.outstanding for r in await store.probe_records(T0)}
+        assert records == {"answered01": False, "nooutcome1": True}
+    finally:
+        await store.close()
+
+
+def _upgrade_to(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def at_t0(statement: str) -> TextClause:
+    """Raw SQL of the 0001 schema, with :t0 bound as the store binds instants."""
+    return text(statement).bindparams(bindparam("t0", T0, type_=UtcDateTime()))
+
+
+INSERT_0001_TARGET = (
+    "INSERT INTO targets (id, name, address, tags, paused, active, address_failing, updated_at)"
+    " VALUES ('t-0180', 'K', 'k@x.invalid', '[]', false, true, false, :t0)"
+)
+INSERT_0001_PROBE = (
+    "INSERT INTO probes (token, target_id, target_address, question_id, persona_id,"
+    " reply_address, message_id, subject, body, state, planned_at, sent_at, updated_at)"
+    " VALUES (:token, 't-0180', 'k@x.invalid', 'q', 'p', 'r@x', :message_id, 's', 'b',"
+    " 'sent', :t0, :t0, :t0)"
+)
+INSERT_0001_OUTCOME = (
+    "INSERT INTO outcomes (token, state, bounced, message_keys, computed_at)"
+    " VALUES (:token, :state, false, '[]', :t0)"
+)
 
 
 async def test_schema_check_sees_a_column_missing_from_the_migrations(store: Store) -> None:
@@ -377,6 +429,12 @@ async def test_inserting_a_probe_not_in_planned_state_is_illegal(store: Store) -
     await seeded(store)
     with pytest.raises(IllegalTransition):
         await store.insert_probe(make_probe("aaaaaaaaaa", state=ProbeState.SENT, sent_at=T0))
+
+
+async def test_inserting_a_planned_probe_with_an_accept_time_is_refused(store: Store) -> None:
+    await seeded(store)
+    with pytest.raises(ValueError, match="no sent_at"):
+        await store.insert_probe(make_probe("aaaaaaaaaa", sent_at=T0))
 
 
 async def test_sent_probe_records_its_accept_time_and_every_event(store: Store) -> None:
