@@ -171,7 +171,10 @@ class ProbeService:
         return stored
 
     async def _accepted(self, probe: Probe, result: SendResult) -> None:
-        sent_at = result.accepted_at or self._clock()
+        # Whole seconds, like the IMAP INTERNALDATE of a reply (RFC 3501 date-time): else an
+        # auto-reply or DSN landing in the same second as the send looks older than the probe
+        # and is neither matched nor counted (seen with Postfix + Dovecot Sieve on loopback).
+        sent_at = (result.accepted_at or self._clock()).replace(microsecond=0)
         await self._store.transition_probe(probe.token, ProbeState.SENT, sent_at, sent_at=sent_at)
         self._metrics.probe_sent(probe.target_id)
         self._metrics.smtp_succeeded(sent_at)

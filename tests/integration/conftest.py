@@ -23,6 +23,7 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from mailservers import PostfixDovecot, start_postfix_dovecot
 from sqlalchemy.engine import make_url
 
 from monitor.adapters.sql import Store
@@ -144,3 +145,37 @@ async def migrated_postgres_url(
         yield url
     finally:
         await drop_database(postgres_url, name)
+
+
+# -- Postfix + Dovecot (H12: scripts/mail-servers, tests/integration/mailservers.py) -------------
+
+MONITOR_MAILBOXES = tuple(f"svar-{n}@matning.example.se" for n in range(1, 9))
+MUNICIPAL_MAILBOXES = ("kontakt@kommun.example.se", "semester@kommun.example.se")
+VACATION_MAILBOX = "semester@kommun.example.se"
+
+
+@pytest.fixture(scope="session")
+def postfix_dovecot() -> Iterator[PostfixDovecot]:
+    """Private Postfix + Dovecot for the session: municipal mailboxes (one with a Sieve
+    vacation rule) and several monitor mailboxes, one per test (``monitor_mailbox``)."""
+    servers = start_postfix_dovecot(
+        users=(*MUNICIPAL_MAILBOXES, *MONITOR_MAILBOXES),
+        domains=("kommun.example.se", "matning.example.se"),
+        vacation=VACATION_MAILBOX,
+    )
+    try:
+        yield servers
+    finally:
+        servers.stop()
+        shutil.rmtree(servers.directory, ignore_errors=True)
+
+
+_unused_monitor_mailboxes = list(MONITOR_MAILBOXES)
+
+
+@pytest.fixture
+def monitor_mailbox() -> str:
+    """A monitor mailbox on ``postfix_dovecot`` that no other test of the session reads."""
+    if not _unused_monitor_mailboxes:
+        pytest.fail("add more MONITOR_MAILBOXES in tests/integration/conftest.py")
+    return _unused_monitor_mailboxes.pop(0)
