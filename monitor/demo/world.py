@@ -59,7 +59,7 @@ MAILBOX_ADDRESS = "matning@svarstid-demo.example.invalid"
 REPLY_TEMPLATE = "svar+{token}@svarstid-demo.example.invalid"
 SERVICE_CENTRE = "servicecenter@sydnarke-servicecenter.example.invalid"
 HISTORY_DAYS = 90
-LIVE_SEND_SECONDS = 15.0
+LIVE_SEND_SECONDS = 30.0
 DEFAULT_SEED = 5
 
 
@@ -180,12 +180,12 @@ def demo_config(
         # Bodies of the oldest month of history are dropped, to show retention at work.
         "database": {"url": database, "body_retention_days": 60},
         "http": {"listen": listen},
-        # Denser than production so that 90 days give ~20 probes per municipality.
+        # Denser than production so that 90 days give up to ~20 probes per municipality.
         "schedule": {
             "tick_seconds": 30,
             "send_window": "08:30-16:00",
-            "min_spacing_days": 3,
-            "max_probes_per_target_per_30_days": 8,
+            "min_spacing_days": 4,
+            "max_probes_per_target_per_30_days": 7,
             "max_probes_per_hour": 40,
             "question_repeat_days": 60,
             "jitter_minutes": 60,
@@ -280,9 +280,15 @@ async def run_demo(
 ) -> int:
     from monitor import logs
 
-    logs.configure("warning", "text")
+    # The replay's own events (a bounce marking an address failing…) are history, not news.
+    logs.configure("error", "text")
     started = wallclock.monotonic()
+    print(
+        f"svarstid demo: replaying the last {history_days} days through the real pipeline…",
+        flush=True,
+    )
     rig = await prepare(database=database, listen=listen, history_days=history_days)
+    logs.configure("warning", "text")
     rig.clock.go_live()
     responders = LiveResponders(rig.imap, MAILBOX_USER, rig.reactor, LivePace())
     rig.smtp.on_message = responders.on_probe
@@ -316,7 +322,7 @@ def _announce(url: str, rig: DemoRig, seconds: float) -> None:
         f"{history}"
         f"  database    : {rig.database}\n"
         f"  config      : {rig.folder / 'svarstid.yaml'}\n"
-        "Live: a probe goes out every few seconds and is answered within seconds to minutes.\n"
+        "Live: a probe goes out every half minute and is answered within seconds to minutes.\n"
         "Press Ctrl-C to stop.\n",
         flush=True,
     )
