@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 EXPIRY_MARGIN_SECONDS = 120.0  # a token this close to expiry is fetched anew
 MAX_OUTPUT_BYTES = 64 * 1024
+# RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 class TokenUnavailable(ConnectionError):
@@ -48,7 +51,7 @@ def parse_token_output(output: bytes, now: float) -> AccessToken:
     text = output.decode("utf-8", "replace").strip()
     if text.startswith("{"):
         return _from_json(text, now)
-    if not text or any(char.isspace() for char in text):
+    if _B64TOKEN.fullmatch(text) is None:
         raise TokenUnavailable("token command printed no single token on stdout")
     return AccessToken(text)
 
@@ -59,8 +62,8 @@ def _from_json(text: str, now: float) -> AccessToken:
     except json.JSONDecodeError:
         raise TokenUnavailable("token command printed invalid JSON") from None
     token = document.get("access_token") if isinstance(document, dict) else None
-    if not isinstance(token, str) or not token.strip():
-        raise TokenUnavailable("token command printed JSON without access_token")
+    if not isinstance(token, str) or _B64TOKEN.fullmatch(token.strip()) is None:
+        raise TokenUnavailable("token command printed JSON without a usable access_token")
     expires_in = document.get("expires_in")
     if isinstance(expires_in, str) and expires_in.strip().isdigit():
         expires_in = int(expires_in)
