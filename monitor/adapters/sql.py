@@ -11,6 +11,7 @@ SQLITE_BUSY when it would have to upgrade a read snapshot.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from monitor.adapters.sql_schema import (
@@ -157,7 +159,18 @@ class Store:
             await conn.run_sync(_run_alembic_upgrade)
 
     async def close(self) -> None:
-        await self._engine.dispose()
+        try:
+            if self._engine.dialect.name == "sqlite":
+                await self._optimize_sqlite()
+        finally:
+            await self._engine.dispose()
+
+    async def _optimize_sqlite(self) -> None:
+        # SQLite keeps no planner statistics by itself; its docs advise this at close.
+        # Best effort: an unusable database must not stop the shutdown.
+        with contextlib.suppress(DBAPIError):
+            async with self._engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA optimize")
 
     async def ping(self) -> None:
         async with self._engine.connect() as conn:
@@ -311,7 +324,7 @@ class Store:
         """
         outstanding = _outstanding_clause()
         query = (
-            select(*PROBE_COLUMNS, outstanding.label("outstanding"))
+            select(*RECORD_COLUMNS, outstanding.label("outstanding"))
             .where(or_(probes.c.planned_at >= since, outstanding))
             .order_by(probes.c.planned_at, probes.c.token)
         )
@@ -756,6 +769,7 @@ TARGET_COLUMNS = tuple(targets.c[f.name] for f in fields(Target))
 PROBE_COLUMNS = tuple(probes.c[f.name] for f in fields(Probe))
 MESSAGE_COLUMNS = tuple(messages.c[f.name] for f in fields(StoredMessage))
 OUTCOME_COLUMNS = tuple(outcomes.c[f.name] for f in fields(ProbeOutcome))
+RECORD_COLUMNS = tuple(probes.c[f.name] for f in fields(ProbeRecord) if f.name != "outstanding")
 _PROBE_STATES = {state.value: state for state in ProbeState}
 
 
@@ -792,17 +806,8 @@ def _probe_from_row(v: Sequence[Any]) -> Probe:
 
 
 def _record_from_row(v: Sequence[Any]) -> ProbeRecord:
-    """From a row of PROBE_COLUMNS followed by the outstanding flag."""
-    return ProbeRecord(
-        token=v[0],
-        target_id=v[1],
-        question_id=v[3],
-        persona_id=v[4],
-        state=_PROBE_STATES[v[9]],
-        planned_at=v[10],
-        sent_at=v[11],
-        outstanding=bool(v[14]),
-    )
+    """From a row of RECORD_COLUMNS followed by the outstanding flag."""
+    return ProbeRecord(v[0], v[1], v[2], v[3], _PROBE_STATES[v[4]], v[5], v[6], bool(v[7]))
 
 
 def _candidate_from_row(v: Sequence[Any]) -> ProbeCandidate:
