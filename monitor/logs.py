@@ -63,6 +63,8 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Libraries log protocol traffic at DEBUG, which would include message bodies.
-    for noisy in ("aioimaplib", "aiosmtplib", "mail.log", "apscheduler", "aiohttp.access"):
+    # Libraries log protocol traffic at DEBUG, which would include message bodies; pymap
+    # (the demo's in-process IMAP server) logs LOGIN with the password, aiosqlite every call.
+    noisy_loggers = ("aioimaplib", "aiosmtplib", "mail.log", "apscheduler", "aiohttp.access")
+    for noisy in (*noisy_loggers, "pymap", "aiosqlite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
