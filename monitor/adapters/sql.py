@@ -724,7 +724,8 @@ def _status_query() -> Any:
     """One row per active target; each figure is an index lookup on (target_id, sent_at)."""
     of_target = probes.c.target_id == targets.c.id
     was_sent = probes.c.sent_at.is_not(None)
-    latest_first = (probes.c.sent_at.desc(), probes.c.token.desc())
+    # No tie-breaker after sent_at: the index order then serves LIMIT 1 without a sort.
+    latest_first = (probes.c.sent_at.desc(),)
     probes_sent = select(func.count(probes.c.sent_at)).where(of_target).scalar_subquery()
     last_sent = select(probes.c.sent_at).where(of_target, was_sent).order_by(*latest_first)
     last_state = select(probes.c.outcome_state).where(of_target, was_sent).order_by(*latest_first)
