@@ -130,7 +130,9 @@ ol.timeline li.bounce::before{background:#b42318}
 pre{white-space:pre-wrap;word-break:break-word;background:#f3f5f7;padding:.6rem;border-radius:6px;
 font-size:.88rem}
 footer{color:#6b7b8b;font-size:.8rem;padding:1rem;text-align:center}
-@media (max-width:640px){main{padding:.6rem}.hide-s{display:none}th,td{padding:.4rem}}
+@media (max-width:640px){main{padding:.6rem}.hide-s{display:none}th,td{padding:.35rem .4rem}
+th{white-space:normal;vertical-align:bottom}table{font-size:.85rem}.card{padding:.4rem .6rem;
+min-width:7rem}.card b{font-size:1.1rem}.card span{font-size:.75rem}h1{font-size:1.15rem}}
 """
 
 
@@ -187,7 +189,11 @@ def _name_cell(row: TargetRow) -> tuple[str, SortValue]:
 def _share_cell(row: TargetRow) -> tuple[str, SortValue]:
     share = row.stats.within_one
     css = ' class="low"' if row.stats.low_confidence else ""
-    counts = f" <small class=muted>{share.successes}/{share.total}</small>" if share.total else ""
+    counts = (
+        f' <small class="muted hide-s">{share.successes}/{share.total}</small>'
+        if share.total
+        else ""
+    )
     value = -1.0 if share.ratio is None else share.ratio
     return f"<span{css}>{share_text(share)}</span>{counts}", value
 
@@ -211,7 +217,7 @@ def _failing_cell(row: TargetRow) -> tuple[str, SortValue]:
 COLUMNS: tuple[Column, ...] = (
     ("name", "Municipality", "text", _name_cell),
     ("county", "County", "text", lambda r: (esc(r.target.county or "–"), r.target.county or "")),
-    ("probes", "Probes 30 d", "num", lambda r: (str(r.stats.probes), r.stats.probes)),
+    ("probes", "Probes", "num", lambda r: (str(r.stats.probes), r.stats.probes)),
     ("share", "Within 1 working day", "num", _share_cell),
     ("median", "Median working h", "num", _median_cell),
     ("last", "Last outcome", "text", _last_cell),
