@@ -751,6 +751,20 @@ async def test_unmatched_messages_are_newest_first_and_limited(store: Store) -> 
     assert [m.message_key[:2] for m in found] == ["u3", "u2", "u1"]
 
 
+async def test_concurrent_writers_from_several_tasks_all_commit(store: Store) -> None:
+    # The daemon writes from its IMAP task and its send task at once; on SQLite each
+    # write transaction must wait for the lock (BEGIN IMMEDIATE + busy_timeout), not fail.
+    await seeded(store)
+    tokens = [f"conc{n:06d}" for n in range(12)]
+    await asyncio.gather(*(store.insert_probe(make_probe(t)) for t in tokens))
+    writes = [store.transition_probe(t, ProbeState.SENDING, T0) for t in tokens]
+    writes += [store.record_message(make_message(f"c{n:02d}"), None) for n in range(12)]
+    writes += [store.heartbeat("run-1", T0 + timedelta(seconds=n)) for n in range(6)]
+    await asyncio.gather(*writes)
+    assert sorted(await store.recover_in_flight(T0)) == tokens
+    assert await store.count_unmatched() == 12
+
+
 async def test_count_unmatched_counts_messages_tied_to_no_probe(store: Store) -> None:
     await seeded(store)
     await _probe_in_state(store, "aaaaaaaaaa", ProbeState.SENT, T0)
