@@ -113,7 +113,7 @@ def _build(msg: Message, raw: bytes, defects: list[str]) -> ParsedMessage:
     body.walk(msg)
     first = _first_values(headers)
     from_name, from_address = _single_address(first.get("from"))
-    sender = _single_address(first.get("from"))
+    sender = (from_name, from_address)
     returned_text = body.returned_text or _non_standard_returned(headers, sender, body)
     content_type, report_type = _top_content_type(msg, defects)
     return ParsedMessage(
@@ -207,26 +207,56 @@ def _all(headers: tuple[tuple[str, str], ...], *names: str) -> list[str]:
 
 def _addresses(values: list[str]) -> tuple[str, ...]:
     found: dict[str, None] = {}
-    try:
-        pairs = email.utils.getaddresses(values)
-    except Exception:  # getaddresses has had crash bugs on hostile input
-        pairs = []
-    for _name, address in pairs:
+    for _name, address in _address_pairs(values):
         bare = address.strip().strip("<>").lower()
         if bare and "@" in bare:
             found.setdefault(bare, None)
     return tuple(found)
 
 
+def _address_pairs(values: list[str]) -> list[tuple[str, str]]:
+    simple = [_simple_address(item) for value in values for item in value.split(",")]
+    if all(pair is not None for pair in simple):
+        return [pair for pair in simple if pair is not None]
+    try:
+        return email.utils.getaddresses(values)
+    except Exception:  # getaddresses has had crash bugs on hostile input
+        return []
+
+
 def _single_address(value: str | None) -> tuple[str | None, str | None]:
     if value is None:
         return None, None
-    try:
-        name, address = email.utils.parseaddr(value)
-    except Exception:
-        return None, None
+    simple = _simple_address(value)
+    if simple is not None:
+        name, address = simple
+    else:
+        try:
+            name, address = email.utils.parseaddr(value)
+        except Exception:
+            return None, None
     bare = address.strip().strip("<>").lower() or None
     return (name.strip() or None), bare
+
+
+# The common shapes, "a@b", "<a@b>" and "Name <a@b>", read without email.utils (a third of
+# parse time went to its address parser); anything else (quotes, comments, groups, odd
+# characters) goes to email.utils. tests/domain/test_fuzz_properties.py checks both agree.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PLAIN_ADDRESS = re.compile(rf"[ \t]*(?:<({_ADDR_SPEC})>|({_ADDR_SPEC}))[ \t]*")
+_NAMED_ADDRESS = re.compile(rf"[ \t]*([A-Za-zÀ-ÖØ-öø-ÿ0-9 \t'-]*?)[ \t]*<({_ADDR_SPEC})>[ \t]*")
+
+
+def _simple_address(value: str) -> tuple[str, str] | None:
+    """(display name, address) of a plainly written address, else None; "" when absent."""
+    plain = _PLAIN_ADDRESS.fullmatch(value)
+    if plain is not None:
+        return "", plain.group(1) or plain.group(2)
+    named = _NAMED_ADDRESS.fullmatch(value)
+    if named is not None:
+        return " ".join(named.group(1).split()), named.group(2)
+    return None
 
 
 def _return_path(value: str | None) -> str | None:
@@ -327,7 +357,7 @@ class _BodyCollector:
             self._read_statuses(part)
         elif content_type in _RETURNED_PART_TYPES:
             self._read_returned(part, content_type)
-        elif part.get_content_maintype() == "multipart" and not part.is_multipart():
+        elif content_type.startswith("multipart/") and not part.is_multipart():
             # Boundary missing or wrong: the parser leaves the whole body as one string.
             self.broken_multipart_text = self.broken_multipart_text or self._text(part)
         elif part.is_multipart() or _is_attachment(part, filename):
@@ -386,6 +416,10 @@ def _bounded_parts(root: Message, defects: list[str]) -> Iterator[Message]:
 
 
 def _filename(part: Message) -> str | None:
+    # Most parts name no file; looking first spares two full parameter parses per part.
+    declared = f"{part.get('content-disposition', '')} {part.get('content-type', '')}"
+    if "name" not in declared.lower():
+        return None
     try:
         name = part.get_filename()
     except Exception:

@@ -122,6 +122,24 @@ def _shingles(words: Sequence[str], size: int) -> Iterator[tuple[str, ...]]:
         yield tuple(words[start : start + size])
 
 
+def _known_shingles(
+    words: Sequence[str], vocabulary: Collection[str], size: int
+) -> Iterator[tuple[str, ...]]:
+    """The shingles of runs of known words only; the others cannot be in the index.
+
+    A bounce or a long thread has thousands of words the questions never use (headers,
+    signatures, DKIM data): skipping them makes quoted-text matching cheap.
+    """
+    run: list[str] = []
+    for word in words:
+        if word in vocabulary:
+            run.append(word)
+        elif run:
+            yield from _shingles(run, size)
+            run = []
+    yield from _shingles(run, size)
+
+
 class ProbeIndex(Sequence[ProbeCandidate]):
     """Probes with look-up tables for every matching key; build once, match many."""
 
@@ -163,18 +181,28 @@ class ProbeIndex(Sequence[ProbeCandidate]):
                 table[shingle].append(probe)
         return table
 
+    @cached_property
+    def vocabulary(self) -> frozenset[str]:
+        """Every word of every question: a shingle with any other word cannot match."""
+        return frozenset(word for shingle in self.by_shingle for word in shingle)
+
+    @cached_property
+    def by_parent_domain(self) -> dict[str, list[ProbeCandidate]]:
+        """Probes under each proper parent domain of their target's (lund.se for e.lund.se)."""
+        table: dict[str, list[ProbeCandidate]] = defaultdict(list)
+        for domain, probes in self.by_domain.items():
+            labels = domain.split(".")
+            for cut in range(1, len(labels)):
+                table[".".join(labels[cut:])].extend(probes)
+        return table
+
     def for_domain(self, sender_domain: str) -> list[ProbeCandidate]:
         found = list(self.by_domain.get(sender_domain, ()))
         labels = sender_domain.split(".")
         for cut in range(1, len(labels) - 1):
             found.extend(self.by_domain.get(".".join(labels[cut:]), ()))
-        if not found:  # target on a subdomain of the sender's domain: rare, scan is fine
-            found = [
-                probe
-                for domain, probes in self.by_domain.items()
-                if domain.endswith("." + sender_domain)
-                for probe in probes
-            ]
+        if not found:  # target on a subdomain of the sender's domain
+            found = list(self.by_parent_domain.get(sender_domain, ()))
         return found
 
 
@@ -380,7 +408,8 @@ def _by_quoted_text(context: _Context) -> ProbeCandidate | None:
     size = context.policy.shingle_words
     hits: dict[str, int] = defaultdict(int)
     probes: dict[str, ProbeCandidate] = {}
-    for shingle in set(_shingles(_message_words(context.msg), size)):
+    known = context.index.vocabulary
+    for shingle in set(_known_shingles(_message_words(context.msg), known, size)):
         for probe in table.get(shingle, ()):
             if context.arrived_after(probe):
                 hits[probe.token] += 1

@@ -9,6 +9,7 @@ to a probe sent before the message arrived). A sample of the fuzz target runs he
 from __future__ import annotations
 
 import base64
+import email.utils
 import quopri
 import random
 import re
@@ -32,6 +33,7 @@ from fuzz.target import RECEIVED_AT, corpus, probe_index  # noqa: E402
 from monitor.domain.classify import classify, new_text  # noqa: E402
 from monitor.domain.mailparse import (  # noqa: E402
     MAX_TEXT_CHARS,
+    _simple_address,
     html_to_text,
     parse_delivery_status,
     parse_message,
@@ -282,3 +284,37 @@ def test_fuzz_sample_of_mutated_corpus_raises_nothing() -> None:
     assert report.cases == 600
     assert report.failures == ()
     assert RECEIVED_AT.tzinfo is not None
+
+
+# --- the address fast path agrees with email.utils ----------------------------------------
+
+address_like = st.text(
+    alphabet=st.sampled_from(list("aZ09.-_+'@<> \t,\"()\\;:[]åÖé!#=?")), max_size=40
+)
+
+
+@QUICK
+@given(
+    st.one_of(address_like, st.sampled_from(NASTY_HEADER_VALUES).map(lambda b: b.decode("latin-1")))
+)
+def test_plainly_written_addresses_read_as_email_utils_reads_them(value: str) -> None:
+    simple = _simple_address(value)
+    if simple is not None:
+        name, address = email.utils.parseaddr(value)
+        assert (simple[0].strip(), simple[1].lower()) == (name.strip(), address.lower())
+    items = [_simple_address(item) for item in value.split(",")]
+    if all(item is not None for item in items):
+        expected = [a.lower() for _, a in email.utils.getaddresses([value]) if "@" in a]
+        assert [a.lower() for _, a in filter(None, items) if "@" in a] == expected
+
+
+def test_every_address_header_in_the_corpus_reads_as_email_utils_reads_it() -> None:
+    fields = ("from", "to", "cc", "reply-to", "sender", "delivered-to", "x-original-to")
+    values = {v for raw in corpus() for n, v in parse_message(raw).headers if n in fields}
+    fast = [v for v in values if _simple_address(v) is not None]
+    assert len(fast) > len(values) // 2  # the fast path is the common path
+    for value in fast:
+        simple = _simple_address(value)
+        assert simple is not None
+        name, address = email.utils.parseaddr(value)
+        assert (simple[0].strip(), simple[1].lower()) == (name.strip(), address.lower())
