@@ -28,7 +28,7 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from monitor.adapters.leader import asyncpg_dsn
+from monitor.adapters.leader import LOCK_KEY, asyncpg_dsn
 from monitor.demo.mailservers import InProcessImapServer, ReceivedSmtp, RecordingSmtpServer
 from monitor.domain.calendar import build_calendar
 
@@ -217,6 +217,20 @@ async def probe_states(database_url: str) -> dict[str, list[str]]:
     return states
 
 
+async def lock_holder(database_url: str) -> int | None:
+    """The backend pid holding svarstid's leader lock, if any."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        pid = await connection.fetchval(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1",
+            LOCK_KEY,
+        )
+    finally:
+        await connection.close()
+    return int(pid) if pid is not None else None
+
+
 def tokens(messages: list[ReceivedSmtp]) -> list[str]:
     found = [TOKEN.search(message.mail_from) for message in messages]
     return [match[1] for match in found if match is not None]
@@ -231,12 +245,20 @@ async def test_standby_takes_over_after_the_leader_is_killed_and_no_probe_goes_t
     await eventually(lambda: is_standby(b), 60, "B stands by")
     await eventually(lambda: len(rig.smtp.messages) >= 5, 60, "A sends")
 
+    a_lock_pid = await lock_holder(rig.database_url)
     a.process.send_signal(signal.SIGKILL)
     await a.process.wait()
     killed_at = time.monotonic()
     killed_wall = datetime.now(UTC)
     bound = POLL_SECONDS + SESSION_TIMEOUT_SECONDS
-    await eventually(lambda: is_leader(b), bound + 5, "B takes over")
+
+    async def lock_moved() -> bool:
+        holder = await lock_holder(rig.database_url)
+        return holder is not None and holder != a_lock_pid
+
+    await eventually(lock_moved, bound + 5, "B takes the lock")
+    lock_taken = time.monotonic() - killed_at
+    await eventually(lambda: is_leader(b), 30, "B leads (recovery done)")
     takeover = time.monotonic() - killed_at
 
     async def every_target_probed() -> bool:
@@ -257,9 +279,9 @@ async def test_standby_takes_over_after_the_leader_is_killed_and_no_probe_goes_t
     states = await probe_states(rig.database_url)
     assert not any("sending" in s for s in states.values()), "an in-flight probe was left"
     uncertain = _uncertain(states)
-    print(f"\ntakeover after SIGKILL: {takeover:.2f} s (bound {bound} s); {len(messages)} probes")
-    print(f"delivered; probes A left in flight, now uncertain: {uncertain}")
-    assert takeover <= bound + 1.0  # +1 s: the HTTP polling granularity of this test
+    print(f"\nafter SIGKILL: lock taken in {lock_taken:.2f} s (bound {bound} s), B leading")
+    print(f"in {takeover:.2f} s; {len(messages)} probes, A's in-flight now uncertain: {uncertain}")
+    assert lock_taken <= bound + 0.5  # +0.5 s: the polling granularity of this test
     assert any(event.get("msg") == "leading" for event in b.events())
     b.process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(b.process.wait(), 60) == 0
