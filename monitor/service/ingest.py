@@ -122,7 +122,7 @@ class InboxService:
 
     async def _after_insert(self, stored: StoredMessage, parsed: ParsedMessage) -> None:
         self._metrics.message_processed(stored.kind.value, stored.probe_token is not None)
-        self._metrics.message_ingested(stored.received_at)
+        self._metrics.message_ingested(self._clock())
         if stored.defects:
             self._metrics.message_flagged()
         event(
