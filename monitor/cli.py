@@ -84,6 +84,12 @@ def _demo_command(commands: Any) -> None:
     demo.add_argument("--database", help="database URL (default: a temporary SQLite file)")
     demo.add_argument("--listen", default="127.0.0.1:9180", help="HTTP host:port")
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    demo.add_argument(
+        "--history-days",
+        type=int,
+        default=90,
+        help="days of history to replay in virtual time before going live (0: none)",
+    )
 
 
 def _report_command(commands: Any) -> None:

@@ -270,7 +270,11 @@ def demo(args: argparse.Namespace) -> int:
 
     return run_until_signalled(
         lambda stop: run_demo(
-            stop, database=args.database, listen=args.listen, duration=args.duration
+            stop,
+            database=args.database,
+            listen=args.listen,
+            duration=args.duration,
+            history_days=args.history_days,
         )
     )
 
