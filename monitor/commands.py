@@ -20,7 +20,7 @@ from monitor.cli import (
     load,
     run_until_signalled,
 )
-from monitor.composition import Application, build, load_world, utc_now
+from monitor.composition import Application, build, database_url, load_world, utc_now
 from monitor.config import Config
 from monitor.domain.model import ProbeRecord, Target
 from monitor.domain.scheduling import Blocked, BlockReason, SendDecision, explain, next_send_time
@@ -63,7 +63,7 @@ async def _history_if_reachable(config: Config) -> tuple[list[ProbeRecord], str]
     url = make_url(config.database.url)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
         return [], "no database yet: assuming no history"
-    store = Store.from_url(config.database.url)
+    store = Store.from_url(database_url(config))
     try:
         async with asyncio.timeout(5):
             records = await store.probe_records(utc_now() - HISTORY_SPAN)
