@@ -71,8 +71,11 @@ def find_tokens(
     if not known:
         return []
     sizes = sorted(set(lengths)) if lengths is not None else sorted({len(t) for t in known})
+    shortest = sizes[0] if sizes else 0
     found: list[str] = []
     for run in _ALNUM_RUN.findall(text.lower()):
+        if len(run) < shortest:  # most runs are short words; no token fits in them
+            continue
         for token in _tokens_in_run(run, known, sizes):
             if token not in found:
                 found.append(token)
