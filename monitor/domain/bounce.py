@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from monitor.domain.model import DeliveryStatus, ParsedMessage
+from monitor.domain.signals_sv import Wording
 
 _I = re.IGNORECASE
 
@@ -53,7 +54,7 @@ _FAILURE_SUBJECT = re.compile(
     r"permanent\s+(?:error|failure)|leverans(?:en)?\s+(?:misslyckades|försenad)|försenad",
     _I,
 )
-_FAILURE_BODY = re.compile(
+_FAILURE_BODY = Wording(
     r"could\s*n[o']t\s+be\s+delivered|could\s+not\s+deliver|unable\s+to\s+deliver|"
     r"undeliverable|not\s+(?:be\s+)?delivered|delivery\s+(?:to\s+the\s+following\s+"
     r"recipients?\s+)?(?:has\s+)?failed|failed\s+permanently|permanent\s+(?:error|failure|fatal)|"
@@ -67,23 +68,20 @@ _FAILURE_BODY = re.compile(
     r"this\s+is\s+a\s+permanent\s+error|sorry,?\s+(?:we|i)\s+(?:were|was|couldn't)|"
     r"not\s+a\s+member\s+of|delivery\s+(?:is\s+|has\s+been\s+)?delayed|will\s+(?:continue\s+to\s+)?"
     r"(?:be\s+)?retr(?:y|ied)|could\s+not\s+send\s+message|transcript\s+of\s+session\s+follows",
-    _I,
 )
-_DELAY_BODY = re.compile(
+_DELAY_BODY = Wording(
     r"this\s+is\s+a\s+warning\s+only|still\s+being\s+retried|will\s+(?:be\s+)?retried|"
     r"will\s+(?:continue\s+to\s+|keep\s+)?(?:try|trying|retry|be\s+attempted|attempt)|"
     r"delivery\s+will\s+continue|(?:hasn't|has\s+not)\s+(?:been\s+delivered|yet\s+been\s+"
     r"delivered)\s+yet|delivery\s+(?:is\s+|has\s+been\s+)?delayed|delayed\s+mail|"
     r"warning:\s+could\s+not\s+send|no\s+action\s+is\s+required|you\s+do\s+not\s+need\s+to\s+"
     r"resend|leveransen\s+är\s+försenad|försenad\s+leverans|kommer\s+att\s+försöka\s+igen",
-    _I,
 )
-_FINAL_BODY = re.compile(
+_FINAL_BODY = Wording(
     r"permanent(?:ly)?\s+(?:error|failure|fatal|failed)|giving\s+up|gave\s+up|"
     r"has\s+been\s+returned|could\s*n[o']t\s+be\s+delivered|delivery\s+(?:has\s+)?failed|"
     r"returned\s+to\s+sender|too\s+long\s+in\s+the\s+queue|retry\s+(?:time(?:out)?\s+)?"
     r"(?:exceeded|expired)|message\s+expired|undeliverable",
-    _I,
 )
 # SNS wraps the SES JSON as an escaped string, hence the optional backslashes.
 _SES_TYPE = re.compile(r'\\?"notificationType\\?"\s*:\s*\\?"(\w+)')
@@ -91,34 +89,30 @@ _SES_BOUNCE_TYPE = re.compile(r'\\?"bounceType\\?"\s*:\s*\\?"(\w+)')
 
 _ENHANCED_CODE = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _SMTP_REPLY = re.compile(r"(?<![\d.\-/:])([45])[0-5]\d(?:[ -]|$)", re.MULTILINE)
-_MAILBOX_FULL = re.compile(
+_MAILBOX_FULL = Wording(
     r"mailbox\s+(?:is\s+)?full|over\s*quota|quota\s+exceeded|exceeded\s+(?:the\s+)?(?:storage|"
     r"quota)|insufficient\s+(?:system\s+)?storage|mailbox\s+size\s+limit|brevlådan\s+är\s+full|"
     r"postlådan\s+är\s+full|disk\s+quota|user\s+is\s+over|full\s+mailbox|mail\s+quota|"
     r"exceeds?\s+(?:the\s+)?allowed\s+size|mail\s?folder\s+is\s+full|mailbox\s+exceeds",
-    _I,
 )
 # The queue gave up: the address itself was never refused (RFC 3464 "failed" after 4.x.x).
-_EXPIRED = re.compile(
+_EXPIRED = Wording(
     r"retry\s+time(?:out)?\s+(?:exceeded|expired)|failing\s+for\s+a\s+long\s+time|"
     r"too\s+long\s+in\s+the\s+queue|message\s+expired|delivery\s+time\s+expired|"
     r"could\s+not\s+be\s+delivered\s+within|queue\s+lifetime|gave\s+up\s+on",
-    _I,
 )
-_TEMPORARY = re.compile(
+_TEMPORARY = Wording(
     r"temporar(?:y|ily)|try\s+again\s+later|timed?\s+out|connection\s+(?:refused|reset)|"
     r"retry\s+timeout|too\s+long\s+in\s+the\s+queue|queue\s+(?:lifetime|time)|"
     r"message\s+expired|deferred|greylist",
-    _I,
 )
-_PERMANENT = re.compile(
+_PERMANENT = Wording(
     r"user\s+unknown|unknown\s+user|no\s+such\s+(?:user|mailbox|recipient|address|domain)|"
     r"does\s+not\s+exist|doesn't\s+exist|(?:recipient|address)\s+(?:address\s+)?rejected|"
     r"not\s+found|invalid\s+(?:recipient|address|user|mailbox)|host\s+(?:or\s+domain\s+name\s+)?"
     r"not\s+found|host\s+unknown|permanent|unrouteable|relay(?:ing)?\s+denied|"
     r"mailbox\s+(?:unavailable|disabled)|account\s+(?:disabled|has\s+been\s+disabled)|"
     r"not\s+listed|no\s+mx\s+record|domain\s+not\s+found|unknown\s+domain",
-    _I,
 )
 
 

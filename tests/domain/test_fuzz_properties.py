@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
+from functools import cache
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -30,6 +31,7 @@ if str(ROOT) not in sys.path:  # fuzz/ is a tool beside the package, not install
 from fuzz.mutate import MUTATORS, NASTY_CHARSETS, NASTY_HEADER_VALUES, mutate  # noqa: E402
 from fuzz.run import run  # noqa: E402
 from fuzz.target import RECEIVED_AT, corpus, probe_index  # noqa: E402
+from monitor.domain import bounce, signals_sv  # noqa: E402
 from monitor.domain.classify import classify, new_text  # noqa: E402
 from monitor.domain.mailparse import (  # noqa: E402
     MAX_TEXT_CHARS,
@@ -318,3 +320,39 @@ def test_every_address_header_in_the_corpus_reads_as_email_utils_reads_it() -> N
         assert simple is not None
         name, address = email.utils.parseaddr(value)
         assert (simple[0].strip(), simple[1].lower()) == (name.strip(), address.lower())
+
+
+# --- wording searched in lowered text agrees with re.IGNORECASE ------------------------
+
+WORDINGS = [
+    value
+    for module in (signals_sv, bounce)
+    for value in vars(module).values()
+    if isinstance(value, signals_sv.Wording)
+]
+
+
+@cache
+def _corpus_texts() -> tuple[str, ...]:
+    return tuple(parse_message(raw).text for raw in corpus())
+
+
+def _case_mixed(index: int, seed: int) -> str:
+    text = _corpus_texts()[index % len(corpus())][:3000]
+    rng = random.Random(seed)
+    return "".join(c.upper() if rng.random() < 0.3 else c for c in text)
+
+
+@QUICK
+@given(st.sampled_from(WORDINGS), st.builds(_case_mixed, st.integers(0), st.integers()))
+def test_wording_in_lowered_text_finds_what_ignorecase_finds(
+    wording: signals_sv.Wording, text: str
+) -> None:
+    ignoring_case = re.compile(wording.pattern, re.IGNORECASE)
+    assert bool(wording.search(text)) == bool(ignoring_case.search(text))
+
+
+def test_every_wording_pattern_finds_something_in_the_corpus() -> None:
+    assert len(WORDINGS) >= 10
+    for wording in WORDINGS:
+        assert any(wording.search(text) for text in _corpus_texts()), wording.pattern[:40]
