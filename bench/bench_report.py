@@ -151,8 +151,12 @@ async def seed(url: str, count: int, now: datetime, seed_value: int = 4) -> None
             sent = datetime(
                 day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=STOCKHOLM
             )
-            probe_rows.append(_probe(token, rng.choice(listed), sent))
-            outcome_rows.append(_outcome(token, sent, now, rng))
+            outcome = _outcome(token, sent, now, rng)
+            # save_outcome keeps a copy of the state on the probe (migration 0002).
+            probe_rows.append(
+                _probe(token, rng.choice(listed), sent) | {"outcome_state": outcome["state"]}
+            )
+            outcome_rows.append(outcome)
         async with store.engine.begin() as conn:
             await conn.execute(probes.insert(), probe_rows)
             await conn.execute(outcomes.insert(), outcome_rows)

@@ -121,6 +121,29 @@ class OutcomeFact(NamedTuple):
     bounced: bool
 
 
+@dataclass(frozen=True)
+class SettledTargetCounts:
+    """One target's settled probes, counted (in SQL where it can).
+
+    Settled: answered with a working time, unanswered final, or not measurable; every
+    measurable one of them has its verdict on one and two working days. ``working_seconds``
+    lists the reply times of the answered, ``clock_starts`` the clock starts of the final.
+    """
+
+    target_id: str
+    probes: int
+    bounces: int
+    measurable: int
+    acknowledged: int
+    answered: int
+    within_one: int
+    within_two: int
+    month_decided: Sequence[int]
+    month_within: Sequence[int]
+    working_seconds: Sequence[float]
+    clock_starts: Sequence[datetime | None]
+
+
 @dataclass(slots=True)
 class Tally:
     """Counters behind one GroupStats (an accumulator, so not frozen)."""
@@ -184,6 +207,37 @@ class TallyBook:
             self._count(tally, fact)
             count += 1
         return count
+
+    def add_settled(self, counts: Iterable[SettledTargetCounts]) -> int:
+        """Add targets' settled counts, as ``add`` would each probe; returns how many probes."""
+        total = 0
+        for found in counts:
+            tally = self.by_target.get(found.target_id)
+            if tally is None:
+                tally = self.by_target[found.target_id] = Tally(self.months)
+            self._count_settled(tally, found)
+            total += found.probes
+        return total
+
+    def _count_settled(self, tally: Tally, found: SettledTargetCounts) -> None:
+        decided = found.measurable  # settled and measurable: every verdict is in
+        tally.probes += found.probes
+        tally.bounces += found.bounces
+        tally.measurable += found.measurable
+        tally.acknowledged += found.acknowledged
+        tally.one_decided += decided
+        tally.one_within += found.within_one
+        tally.one_answered += found.answered
+        tally.two_decided += decided
+        tally.two_within += found.within_two
+        for index in range(min(tally.months, len(found.month_decided))):
+            tally.month_decided[index] += found.month_decided[index]
+            tally.month_within[index] += found.month_within[index]
+        tally.events.extend(seconds / HOUR for seconds in found.working_seconds)
+        waited = self._waited_for(found.target_id)
+        tally.censored.extend(
+            (waited(start) if start is not None else 0.0) / HOUR for start in found.clock_starts
+        )
 
     def _count(self, tally: Tally, fact: OutcomeFact) -> None:
         # The rules of stats.summarise, per fact; see its module docstring.

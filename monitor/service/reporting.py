@@ -1,8 +1,9 @@
 """Use case: the KKiK report over a period, per group, compared with the previous period.
 
-Outcomes are read as compact facts in batches and counted straight into per-target tallies
-(see ``domain.reporting``), so memory and time grow with the number of targets and months, not
-with the number of probes. Stored outcomes are taken as they are, except:
+Settled outcomes are read in groups (per target, month and verdict, with their reply times;
+PostgreSQL groups them in SQL), the others as compact facts in batches, and both are counted
+straight into per-target tallies (see ``domain.reporting``). Stored outcomes are taken as they
+are, except:
 
 - "unanswered so far" outcomes that have since passed the final deadline are re-judged as of
   ``now`` (the daemon may not have run to move them on), our downtime included;
@@ -88,8 +89,10 @@ class _PeriodReader:
         month_ends = [month.bounds(zone)[1] for month in period.months()]
         book = TallyBook(len(month_ends), self._world.calendar_for_id, self._now)
         downtime = await self._store.downtime(since, DOWNTIME_STALE_AFTER)
-        read = 0
-        async for batch in self._store.report_facts(since, until, month_ends):
+        read = book.add_settled(await self._store.report_settled(since, until, month_ends))
+        self._progress(f"{period.label}: {read:,} settled probes read")
+        facts = self._store.report_facts(since, until, month_ends, unsettled_only=True)
+        async for batch in facts:
             read += book.add(self._fresh(batch, downtime))
             self._progress(f"{period.label}: {read:,} probes read")
         missing = await self._store.probes_without_outcome(since, until)
