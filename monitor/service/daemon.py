@@ -161,6 +161,10 @@ class Daemon:
             await self._supervise()
         finally:
             self.notifier.stopping()
+            # Before the scheduler goes: APScheduler's shutdown cancels the jobs under way,
+            # which cut a send between DATA and its reply (a needless UNCERTAIN probe).
+            self.probing.stop_sending()
+            await self._wait_for_send()
             self._stop_scheduler()
             await self.shutdown()
 
@@ -272,6 +276,7 @@ class Daemon:
         """Stop scheduling, let an in-flight send finish (bounded), close IMAP, close HTTP,
         and only then give the lock to a standby."""
         was_leading = self.leading
+        self.probing.stop_sending()  # else a round of due sends runs on for up to the grace
         await self._wait_for_send()
         await self._stop_watcher()
         await self.http.stop()

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 DOWNTIME_STALE_AFTER = timedelta(minutes=5)
 ROLLING_WINDOWS_DAYS = (30, 90)
+UNCERTAIN_SPAN = timedelta(days=120)  # as far back as replies are matched (ingest)
 
 
 def observed(message: StoredMessage) -> ObservedMessage:
@@ -90,11 +91,20 @@ class OutcomeService:
             )
 
     async def refresh_open(self) -> int:
-        """Move probes along as time passes (unanswered so far → final); returns how many."""
-        tokens = await self._store.open_probe_tokens()
+        """Move probes along as time passes (unanswered so far → final); returns how many.
+
+        Also computes the missing outcome of an UNCERTAIN probe: a crash between storing its
+        reply and recomputing would otherwise leave it without one for good.
+        """
+        tokens = await self._store.open_probe_tokens() + await self._uncertain_without_outcome()
         for token in tokens:
             await self.recompute(token)
         return len(tokens)
+
+    async def _uncertain_without_outcome(self) -> list[str]:
+        records = await self._store.probe_records(self._clock() - UNCERTAIN_SPAN)
+        uncertain = [r.token for r in records if r.state is ProbeState.UNCERTAIN]
+        return [token for token in uncertain if await self._store.outcome(token) is None]
 
     async def publish_gauges(self) -> None:
         """Rolling 30/90-day figures per target and county, the same definitions as reports."""

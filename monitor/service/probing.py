@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 HISTORY_SPAN = timedelta(days=400)
 INFRASTRUCTURE_BACKOFF = (30.0, 900.0)  # seconds: first wait and ceiling after SMTP errors
+UNSENT_DETAIL = "monitor stopped before sending: never left, not resent"
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,24 @@ class ProbeService:
         self._send_lock = asyncio.Lock()
         self._pause_until = 0.0
         self._backoff = INFRASTRUCTURE_BACKOFF[0]
+        self._stopping = False
         self.on_sent: Callable[[Probe], None] = lambda _probe: None
 
     @property
     def sending(self) -> bool:
         return self._send_lock.locked()
 
+    def stop_sending(self) -> None:
+        """Shutting down: the send under way finishes, a round under way sends nothing more."""
+        self._stopping = True
+
     async def recover(self) -> list[str]:
-        """After a crash: a probe caught between SENDING and a reply may have left; never resend."""
+        """After a crash: a probe caught between SENDING and a reply may have left; never resend.
+
+        A probe still PLANNED never reached SMTP: it is FAILED, else its target would count
+        as having a probe in flight forever. Returns the tokens made UNCERTAIN.
+        """
+        await self._fail_unsent()
         tokens = await self._store.recover_in_flight(self._clock())
         for token in tokens:
             probe = await self._store.probe(token)
@@ -75,6 +86,15 @@ class ProbeService:
                 self._metrics.probe_uncertain(probe.target_id)
             event(log, logging.WARNING, "probe state uncertain after restart", probe=token)
         return tokens
+
+    async def _fail_unsent(self) -> None:
+        now = self._clock()
+        for record in await self._store.probe_records(now - HISTORY_SPAN):
+            if record.state is ProbeState.PLANNED:
+                await self._store.transition_probe(
+                    record.token, ProbeState.FAILED, now, permanent=False, detail=UNSENT_DETAIL
+                )
+                event(log, logging.WARNING, "planned probe never sent", probe=record.token)
 
     async def tick(self) -> list[Probe]:
         """Send every probe that is due now; the decision itself is a pure function."""
@@ -85,6 +105,8 @@ class ProbeService:
         decisions = await self._plan()
         sent: list[Probe] = []
         for decision in decisions:
+            if self._stopping:
+                break
             probe = await self._send(decision)
             sent.append(probe)
             if self._clock().timestamp() < self._pause_until:
@@ -149,7 +171,7 @@ class ProbeService:
             persona=self._world.persona(decision.persona_id),
             reply_template=self._world.mailbox.reply_template,
             mailbox_address=self._world.mailbox.address,
-            planned_at=self._clock(),
+            planned_at=self._clock().replace(microsecond=0),  # as sent_at: see _accepted
         )
         await self._store.insert_probe(probe)
         return probe
