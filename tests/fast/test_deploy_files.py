@@ -37,6 +37,9 @@ MATCHER_LABEL = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
 GRAFANA_VARIABLE = re.compile(r"\$\{?(\w+)\}?")
 # labels Prometheus adds at scrape time (job, instance) or that a histogram has (le)
 SCRAPE_LABELS = frozenset({"job", "instance", "le"})
+# A standby keeps the gauges of its last term (or none): read them from the leader only.
+LEADER_FILTER = "and on (instance, job) svarstid_leader == 1"
+GAUGES_EVERY_INSTANCE_KEEPS = frozenset({"svarstid_build_info", "svarstid_leader"})
 
 JsonObject = dict[str, Any]
 
@@ -90,6 +93,7 @@ def populated_registry() -> CollectorRegistry:
     metrics.probe_tick(at)
     metrics.set_unmatched(0)
     metrics.set_last_probe_sent(at)
+    metrics.set_leader(True)
     return registry
 
 
@@ -190,8 +194,40 @@ def test_overview_covers_kkik_share_median_outstanding_bounces_auto_ack_and_heal
         "svarstid_smtp_last_success_timestamp_seconds",
         "svarstid_scheduler_last_run_timestamp_seconds",
         "svarstid_messages_unmatched",
+        "svarstid_leader",
     ):
         assert metric in exprs
+
+
+def leader_only_gauges() -> frozenset[str]:
+    """Gauges only the leader keeps fresh; counters and histograms of a standby stand still."""
+    gauges = {f.name for f in populated_registry().collect() if f.type == "gauge"}
+    return frozenset(gauges - GAUGES_EVERY_INSTANCE_KEEPS)
+
+
+def one_line(expr: str) -> str:
+    return " ".join(expr.split())
+
+
+def test_dashboard_reads_every_leader_only_gauge_through_the_leader_filter() -> None:
+    gauges = leader_only_gauges()
+    unfiltered = [
+        expr
+        for expr in map(one_line, dashboard_exprs())
+        if gauges & set(SVARSTID_METRIC.findall(expr)) and LEADER_FILTER not in expr
+    ]
+    assert unfiltered == []
+
+
+def test_every_alert_on_the_monitors_own_series_reads_only_the_leader() -> None:
+    """Only the leader-election alerts look at svarstid_leader of every instance."""
+    unfiltered = [
+        rule["alert"]
+        for rule in alert_rules()
+        if set(SVARSTID_METRIC.findall(rule["expr"])) - {"svarstid_leader"}
+        and LEADER_FILTER not in one_line(rule["expr"])
+    ]
+    assert unfiltered == []
 
 
 def test_drill_down_panels_follow_the_target_variable() -> None:

@@ -15,7 +15,7 @@ import shutil
 import socket
 import subprocess
 from asyncio.subprocess import Process
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ GRAFANA_VARIABLES = {
     "__interval": "30s",
 }
 GRAFANA_VARIABLE = re.compile(r"\$\{?(\w+)\}?")
+LEADER_FILTER = "and on (instance, job) svarstid_leader == 1"
 
 JsonObject = dict[str, Any]
 
@@ -147,6 +148,20 @@ def populate(metrics: Metrics) -> None:
     metrics.set_unmatched(3)
     metrics.set_last_probe_sent(at)
     metrics.set_address_failing("uppsala", True)
+    metrics.set_leader(True)
+
+
+def populate_stale_standby(metrics: Metrics) -> None:
+    """A former leader standing by: its gauges froze at other values than the leader's."""
+    populate(metrics)
+    for target, county in (("nacka", "Stockholms län"), ("uppsala", "Uppsala län")):
+        metrics.set_window_stats(target, county, 30, 0.1, 40.0, 30, auto_ack_ratio=0.9)
+        metrics.set_county_stats(county, 30, 0.1, 40.0, 30, auto_ack_ratio=0.9)
+        metrics.set_outstanding(target, 7)
+        metrics.set_address_failing(target, True)
+    metrics.set_imap_connected(False)
+    metrics.set_unmatched(50)
+    metrics.set_leader(False)
 
 
 def sample_exposition() -> bytes:
@@ -171,23 +186,20 @@ def free_port() -> int:
     return port
 
 
-@pytest.fixture
-async def exposition_url() -> AsyncIterator[str]:
-    registry = CollectorRegistry()
-    populate(Metrics(registry, version="0.1.0"))
-
+async def serve(registry: CollectorRegistry) -> HttpServer:
     async def ready() -> Readiness:
         return Readiness(ready=True, checks={})
 
-    server = HttpServer("127.0.0.1:0", registry, readiness=ready)
-    url = await server.start()
-    try:
-        yield url
-    finally:
-        await server.stop()
+    return HttpServer("127.0.0.1:0", registry, readiness=ready)
 
 
-async def start_prometheus(binary: str, scrape_url: str, workdir: Path) -> tuple[Process, str]:
+def address(url: str) -> str:
+    return url.removeprefix("http://")
+
+
+async def start_prometheus(
+    binary: str, scrape_urls: list[str], workdir: Path
+) -> tuple[Process, str]:
     config = {
         "global": {
             "scrape_interval": "250ms",
@@ -197,7 +209,7 @@ async def start_prometheus(binary: str, scrape_url: str, workdir: Path) -> tuple
         "scrape_configs": [
             {
                 "job_name": "svarstid",
-                "static_configs": [{"targets": [scrape_url.removeprefix("http://")]}],
+                "static_configs": [{"targets": [address(url) for url in scrape_urls]}],
             }
         ],
     }
@@ -220,35 +232,114 @@ async def query(session: aiohttp.ClientSession, base: str, expr: str) -> JsonObj
     return answer
 
 
-async def wait_for_samples(session: aiohttp.ClientSession, base: str, count: int) -> None:
-    """Until Prometheus holds ``count`` scrapes, so rate() and increase() have two points."""
+async def wait_for_samples(
+    session: aiohttp.ClientSession, base: str, count: int, instances: int
+) -> None:
+    """Until Prometheus holds ``count`` scrapes of every instance, so rate() has two points."""
     expr = 'count_over_time(up{job="svarstid"}[1m])'
     for _ in range(600):
         with contextlib.suppress(aiohttp.ClientError):
             result = (await query(session, base, expr)).get("data", {}).get("result", [])
-            if result and float(result[0]["value"][1]) >= count:
+            if len(result) == instances and all(float(r["value"][1]) >= count for r in result):
                 return
         await asyncio.sleep(0.05)
-    raise AssertionError("Prometheus did not scrape svarstid within 30 s")
+    raise AssertionError("Prometheus did not scrape every svarstid instance within 30 s")
 
 
-async def test_every_dashboard_query_runs_on_real_prometheus_with_data(
-    promtool: str, exposition_url: str, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class Scraped:
+    """Every dashboard query answered by a real Prometheus scraping a leader and a standby."""
+
+    answers: dict[str, JsonObject]
+    leader: str
+    standby: str
+
+
+async def scrape_leader_and_standby(binary: str, workdir: Path) -> Scraped:
+    leader, standby = CollectorRegistry(), CollectorRegistry()
+    populate(Metrics(leader, version="0.1.0"))
+    populate_stale_standby(Metrics(standby, version="0.1.0"))
+    servers = [await serve(leader), await serve(standby)]
+    try:
+        urls = [await server.start() for server in servers]
+        process, base = await start_prometheus(binary, urls, workdir)
+        try:
+            async with aiohttp.ClientSession() as session:
+                await wait_for_samples(session, base, 3, instances=len(urls))
+                answers = {
+                    name: await query(session, base, expr)
+                    for name, expr in dashboard_queries().items()
+                }
+        finally:
+            process.terminate()
+            await process.wait()
+    finally:
+        for server in servers:
+            await server.stop()
+    return Scraped(answers, leader=address(urls[0]), standby=address(urls[1]))
+
+
+@pytest.fixture(scope="module")
+def scraped(promtool: str, tmp_path_factory: pytest.TempPathFactory) -> Scraped:
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("the prometheus server is not installed (scripts/promtool-setup installs it)")
-    process, base = await start_prometheus(binary, exposition_url, tmp_path)
-    try:
-        async with aiohttp.ClientSession() as session:
-            await wait_for_samples(session, base, 3)
-            answers = {
-                name: await query(session, base, expr) for name, expr in dashboard_queries().items()
-            }
-    finally:
-        process.terminate()
-        await process.wait()
+    # One Prometheus run for the module; its own event loop, as the fixture outlives a test's.
+    return asyncio.run(scrape_leader_and_standby(binary, tmp_path_factory.mktemp("prometheus")))
+
+
+def results(answer: JsonObject) -> list[tuple[dict[str, str], float]]:
+    return [(r["metric"], float(r["value"][1])) for r in answer["data"]["result"]]
+
+
+def stat_answer(scraped: Scraped, title: str) -> JsonObject:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    stats = [panel for panel in dashboard["panels"] if panel["type"] == "stat"]
+    (panel_id,) = [panel["id"] for panel in stats if panel["title"] == title]
+    return scraped.answers[f"panel_{panel_id}_A"]
+
+
+def test_every_dashboard_query_runs_on_real_prometheus_with_data(scraped: Scraped) -> None:
+    answers = scraped.answers
     errors = {name: a.get("error") for name, a in answers.items() if a["status"] != "success"}
     assert errors == {}
     empty = [name for name, a in answers.items() if not a["data"]["result"]]
     assert empty == []
+
+
+def test_leader_only_dashboard_queries_return_no_series_of_the_standby(scraped: Scraped) -> None:
+    leader_only = [name for name, expr in dashboard_queries().items() if LEADER_FILTER in expr]
+    assert leader_only
+    from_standby = [
+        name
+        for name in leader_only
+        for labels, _ in results(scraped.answers[name])
+        if labels.get("instance") == scraped.standby
+    ]
+    assert from_standby == []
+
+
+@pytest.mark.parametrize(
+    ("title", "value"),
+    [
+        # the standby's frozen gauges differ: 0.1, 30 probes, 7 outstanding, all failing, 50
+        ("Share within one working day, all selected targets ($window)", 0.8),
+        ("Measurable probes ($window)", 20.0),
+        ("Outstanding probes", 0.0),
+        ("Failing addresses", 1.0),
+        ("Automatic acknowledgement share ($window)", 0.3),
+        ("Median of the county medians ($window)", 5 * 3600.0),
+        ("IMAP connected", 1.0),
+        ("Unmatched messages", 3.0),
+    ],
+)
+def test_dashboard_figures_are_the_leaders_not_the_standbys(
+    scraped: Scraped, title: str, value: float
+) -> None:
+    ((_, got),) = results(stat_answer(scraped, title))
+    assert got == pytest.approx(value)
+
+
+def test_leader_panel_names_the_leading_instance_only(scraped: Scraped) -> None:
+    answer = stat_answer(scraped, "Leader")
+    assert [labels["instance"] for labels, _ in results(answer)] == [scraped.leader]
