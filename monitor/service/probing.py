@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from monitor.adapters.metrics import Metrics
-from monitor.adapters.smtp import SendResult, SendStatus, SmtpSender
+from monitor.adapters.smtp import SendResult, SendStatus, SmtpSender, SmtpUnavailable
 from monitor.adapters.sql import Store
 from monitor.domain.model import Probe, ProbeState
 from monitor.domain.probes import build_probe, new_token, render_probe
@@ -103,6 +103,8 @@ class ProbeService:
         if now.timestamp() < self._pause_until:
             return []
         decisions = await self._plan()
+        if decisions and not await self._relay_answers():
+            return []
         sent: list[Probe] = []
         for decision in decisions:
             if self._stopping:
@@ -112,6 +114,20 @@ class ProbeService:
             if self._clock().timestamp() < self._pause_until:
                 break  # our relay is in trouble: stop this round, back off
         return sent
+
+    async def _relay_answers(self) -> bool:
+        """Before a round of sends, prove our relay takes a session (connect, EHLO, TLS, AUTH).
+
+        While it is down no probe is created: a send that fails makes a FAILED probe, and
+        that holds its target back for hours, so an outage of our own would delay them.
+        """
+        try:
+            await self._smtp.check()
+        except SmtpUnavailable as error:
+            event(log, logging.WARNING, "smtp relay unavailable", error=str(error)[:300])
+            self._infrastructure_trouble()
+            return False
+        return True
 
     async def _plan(self) -> list[SendDecision]:
         now = self._clock()
