@@ -88,7 +88,8 @@ def run_chunk(
         sampled = case % SAMPLE_EVERY == 0
         if sampled:
             tracemalloc.start()
-        elapsed, failure = _timed_case(case, raw, index, budget)
+        # Tracing slows a case several times: only untraced cases are held to the budget.
+        elapsed, failure = _timed_case(case, raw, index, float("inf") if sampled else budget)
         if sampled:
             traced = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from functools import cached_property
 from typing import overload
@@ -348,7 +349,7 @@ def _returned_subject(text: str) -> str | None:
     raw = re.sub(r"\r?\n[ \t]+", " ", found.group(1)).strip()
     try:
         return str(make_header(decode_header(raw)))
-    except (ValueError, LookupError):
+    except (ValueError, LookupError, MessageError):  # bad base64 or charset names in words
         return raw
 
 

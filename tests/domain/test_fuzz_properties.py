@@ -21,6 +21,7 @@ from email.policy import SMTP
 from functools import cache
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -356,3 +357,41 @@ def test_every_wording_pattern_finds_something_in_the_corpus() -> None:
     assert len(WORDINGS) >= 10
     for wording in WORDINGS:
         assert any(wording.search(text) for text in _corpus_texts()), wording.pattern[:40]
+
+
+# --- regressions found by the fuzz target -------------------------------------------------
+
+
+def _bounce_returning_subject(subject: bytes) -> bytes:
+    return (
+        b"From: MAILER-DAEMON@mx.example.org\r\n"
+        b"To: matning@kontroll.example.org\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+        b"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        b"Final-Recipient: rfc822; kontaktcenter@lund.se\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        b"--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        b"Subject: " + subject + b"\r\n--b--\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        pytest.param(b"=?utf-\xad8?B?w6U=?=", id="charset-name-with-soft-hyphen"),
+        pytest.param(b"=?utf\xff8?Q?x?=", id="charset-name-with-8-bit-byte"),
+        pytest.param(b"=?utf-8?B?w?=", id="base64-one-character"),
+        pytest.param(b"=?utf-8?b?w6Uxx?=", id="base64-bad-length"),
+    ],
+)
+def test_bounce_whose_returned_subject_has_a_broken_encoded_word_is_matched_without_error(
+    subject: bytes,
+) -> None:
+    # email.header raised CharsetError / HeaderParseError out of the failed-recipient rule.
+    parsed = parse_message(_bounce_returning_subject(subject))
+    verdict = classify(parsed)
+    assert verdict.kind is MessageKind.BOUNCE
+    found = match_message(parsed, verdict.kind, probe_index(), received_at=RECEIVED_AT)
+    assert found == NO_MATCH
