@@ -54,11 +54,24 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time of each record, not at set-up time:
+    a stream replaced after set-up (by a test runner, a daemoniser) may be closed by now."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
-    """Send every svarstid log line to ``stream`` (stderr) in the chosen format."""
+    """Send every svarstid log line to ``stream`` (default: stderr) in the chosen format."""
     target = stream if stream is not None else sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not target.isatty())
-    handler = logging.StreamHandler(target)
+    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
