@@ -191,7 +191,7 @@ def _daemon(
     leadership: Leadership | None = None,
 ) -> Daemon:
     probing, inbox, outcomes = services
-    health = Health(store, metrics)
+    health = Health(store, metrics, relay_ok=lambda: probing.relay_ok)
     leadership = leadership or Leadership(lock_for(database_url(config)))
     settings = imap_settings(config)
 

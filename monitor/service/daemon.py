@@ -268,7 +268,7 @@ class Daemon:
     async def _maintenance(self) -> None:
         await self.outcomes.refresh_open()
         await self.outcomes.publish_gauges()
-        self.metrics.set_unmatched(len(await self.store.unmatched_messages(limit=10_000)))
+        self.metrics.set_unmatched(await self.store.count_unmatched())
         if self.body_retention is not None:
             await self.store.purge_bodies(self.clock() - self.body_retention)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from monitor.adapters.http import Readiness
 from monitor.adapters.metrics import Metrics
@@ -13,9 +14,12 @@ log = logging.getLogger(__name__)
 
 
 class Health:
-    def __init__(self, store: Store, metrics: Metrics) -> None:
+    def __init__(
+        self, store: Store, metrics: Metrics, relay_ok: Callable[[], bool] = lambda: True
+    ) -> None:
         self._store = store
         self._metrics = metrics
+        self._relay_ok = relay_ok
         self.imap_connected = False
 
     def imap_changed(self, connected: bool) -> None:
@@ -25,7 +29,11 @@ class Health:
         self._metrics.set_imap_connected(connected)
 
     async def readiness(self) -> Readiness:
-        checks = {"database": await self._database_ok(), "imap": self.imap_connected}
+        checks = {
+            "database": await self._database_ok(),
+            "imap": self.imap_connected,
+            "smtp": self._relay_ok(),
+        }
         return Readiness(ready=all(checks.values()), checks=checks)
 
     async def _database_ok(self) -> bool:

@@ -68,6 +68,11 @@ class ProbeService:
     def sending(self) -> bool:
         return self._send_lock.locked()
 
+    @property
+    def relay_ok(self) -> bool:
+        """False while backing off after our relay failed (connect, TLS, AUTH, lost session)."""
+        return self._clock().timestamp() >= self._pause_until
+
     def stop_sending(self) -> None:
         """Shutting down: the send under way finishes, a round under way sends nothing more."""
         self._stopping = True
