@@ -19,12 +19,12 @@ Definitions (the same for metrics and reports):
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
-from itertools import groupby
 
 from monitor.domain.calendar import OfficeCalendar, swedish_default_calendar
 from monitor.domain.model import OutcomeState, ProbeOutcome
@@ -96,15 +96,53 @@ def kaplan_meier_quantiles(
     ``event_observed`` False means censored: no event up to that duration (an unanswered
     probe). The q-quantile is the smallest observed event time t with S(t) <= 1 - q, or
     None if the estimated survival never falls that low. At tied times events are taken
-    before censorings. Survival is computed in exact fractions, so a curve that reaches
+    before censorings. Survival is exact (see ``km_quantiles``), so a curve that reaches
     exactly 1 - q is not missed by rounding.
+    """
+    for duration, _ in observations:
+        if duration < 0 or math.isnan(duration):
+            raise ValueError(f"durations must not be negative, got {duration}")
+    events = [duration for duration, observed in observations if observed]
+    censored = [duration for duration, observed in observations if not observed]
+    return km_quantiles(events, censored, quantiles)
+
+
+def km_quantiles(
+    events: Sequence[float], censored: Sequence[float], quantiles: Sequence[float] = (0.5, 0.9)
+) -> dict[float, float | None]:
+    """``kaplan_meier_quantiles`` of event and censoring times, exactly, in O(n log n).
+
+    Between two censoring times no one leaves the risk set but by an event, so there the
+    product of (n - d) / n telescopes: after k of a segment's events S = C * (n0 - k) / n0,
+    with C the survival at the segment's start and n0 its risk set. The first k that brings
+    S to 1 - q is solved for directly; the segment's k-th event time is the quantile.
+    Multiplying Fractions at every event time instead is quadratic in the number of distinct
+    times (2 s for 50,000 probes).
     """
     for quantile in quantiles:
         if not 0 < quantile < 1:
             raise ValueError(f"quantile must be between 0 and 1, got {quantile}")
-    steps = _survival_steps(observations)
-    # Fraction(str(q)): 0.9 means 9/10, not the binary float just above it.
-    return {q: _first_time_at_or_below(steps, 1 - Fraction(str(q))) for q in quantiles}
+    # S only falls, so the levels are reached highest first.
+    pending = sorted((_Level(q) for q in quantiles), key=lambda level: -level.rough)
+    found: dict[float, float | None] = dict.fromkeys(quantiles)
+    times, cut = sorted(events), sorted(censored)
+    survival = _Survival()
+    start, total = 0, len(times) + len(cut)
+    for boundary in [*cut, math.inf]:
+        end = bisect.bisect_right(times, boundary, lo=start)  # a repeated boundary adds none
+        if end > start:
+            # At-risk excludes the censorings before the segment's first event time.
+            at_risk = total - start - bisect.bisect_left(cut, times[start])
+            events_here = end - start
+            while pending and (k := survival.first_k(pending[0], at_risk, events_here)) <= (
+                events_here
+            ):
+                found[pending.pop(0).quantile] = times[start + k - 1]
+            survival.close(at_risk - (end - start), at_risk)
+        start = end
+        if not pending or start == len(times):
+            break
+    return found
 
 
 def survival_summary(observations: Sequence[tuple[float, bool]]) -> SurvivalSummary:
@@ -180,27 +218,52 @@ def _share(group: GroupStats) -> Fraction:
     return Fraction(group.within_one.successes, group.within_one.total)
 
 
-def _survival_steps(observations: Sequence[tuple[float, bool]]) -> list[tuple[float, Fraction]]:
-    """(event time, survival just after it) for each distinct event time, in order."""
-    for duration, _ in observations:
-        if duration < 0 or math.isnan(duration):
-            raise ValueError(f"durations must not be negative, got {duration}")
-    at_risk, survival = len(observations), Fraction(1)
-    steps: list[tuple[float, Fraction]] = []
-    for duration, group in groupby(sorted(observations), key=lambda pair: pair[0]):
-        events = [observed for _, observed in group]
-        deaths = sum(events)
-        if deaths:
-            survival *= 1 - Fraction(deaths, at_risk)
-            steps.append((duration, survival))
-        at_risk -= len(events)
-    return steps
+class _Level:
+    """1 - q, exactly and roughly."""
+
+    def __init__(self, quantile: float) -> None:
+        exact = 1 - Fraction(str(quantile))  # 0.9 means 9/10, not the float just above it
+        self.quantile = quantile
+        self.numerator, self.denominator = exact.numerator, exact.denominator
+        self.rough = float(exact)
 
 
-def _first_time_at_or_below(
-    steps: Sequence[tuple[float, Fraction]], level: Fraction
-) -> float | None:
-    return next((time for time, survival in steps if survival <= level), None)
+class _Survival:
+    """C, the survival after the closed segments: exact (n_after, n_before) pairs + estimate."""
+
+    def __init__(self) -> None:
+        self.segments: list[tuple[int, int]] = []
+        self.estimate = 1.0
+
+    def close(self, after: int, before: int) -> None:
+        self.segments.append((after, before))
+        self.estimate *= after / before
+
+    def first_k(self, level: _Level, at_risk: int, events: int) -> int:
+        """Smallest k >= 1 with C * (at_risk - k) / at_risk <= level; events + 1 if > events."""
+        if self.estimate <= 0.0:
+            return 1
+        rough = at_risk * (1 - level.rough / self.estimate)
+        # Rounding error of the estimate, generously: a few ulps per factor.
+        slack = 1e-15 * at_risk * (len(self.segments) + 4)
+        if rough - slack > events:
+            return events + 1
+        # Far from a whole number the float decides; near one, rounding could, so ints do.
+        if abs(rough - round(rough)) > slack:
+            return max(1, math.ceil(rough))
+        c_num = _product([after for after, _ in self.segments])
+        c_den = _product([before for _, before in self.segments])
+        kept = (level.numerator * c_den * at_risk) // (c_num * level.denominator)
+        return max(1, at_risk - kept)
+
+
+def _product(factors: Sequence[int]) -> int:
+    if not factors:
+        return 1
+    if len(factors) == 1:
+        return factors[0]
+    middle = len(factors) // 2
+    return _product(factors[:middle]) * _product(factors[middle:])
 
 
 def _waited(

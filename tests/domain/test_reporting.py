@@ -19,13 +19,12 @@ from monitor.domain.reporting import (
     WaitedUntil,
     build_report,
     fact_from_outcome,
-    km_quantiles,
     month_index,
     parse_grouping,
     refreshed,
     tally_stats,
 )
-from monitor.domain.stats import kaplan_meier_quantiles, summarise
+from monitor.domain.stats import summarise
 from monitor.domain.worktime import working_seconds
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -35,49 +34,6 @@ NOW = datetime(2026, 11, 2, 12, 0, tzinfo=STOCKHOLM)
 
 def at(month: int, day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, month, day, hour, minute, tzinfo=STOCKHOLM)
-
-
-# --- Kaplan–Meier: the same answers as stats, fast --------------------------------------
-
-observations = st.lists(
-    st.tuples(st.integers(0, 12).map(float), st.booleans()), min_size=0, max_size=40
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(observations, st.sampled_from([(0.5, 0.9), (0.25, 0.5, 0.75), (0.1, 0.5)]))
-def test_km_quantiles_equal_the_stats_definition_on_tied_and_censored_data(
-    pairs: list[tuple[float, bool]], quantiles: tuple[float, ...]
-) -> None:
-    events = [duration for duration, observed in pairs if observed]
-    censored = [duration for duration, observed in pairs if not observed]
-    assert km_quantiles(events, censored, quantiles) == kaplan_meier_quantiles(pairs, quantiles)
-
-
-@pytest.mark.parametrize(
-    ("events", "censored", "median", "p90"),
-    [
-        # No censoring: S after the k-th of n events is exactly (n - k) / n.
-        ([float(i) for i in range(1, 1001)], [], 500.0, 900.0),
-        # One censored before the first event: 999 at risk, S reaches 1/2 at event 500.
-        ([float(i) for i in range(1, 1000)], [0.5], 500.0, 900.0),
-        # By hand: events 1, 2, censored 2.5, events 3, 4: S = 4/5, 3/5, (3/5)(1/2) = 0.3, 0
-        ([1.0, 2.0, 3.0, 4.0], [2.5], 3.0, 4.0),
-        # Half never answered: the curve stops at 1/2; no p90.
-        ([1.0, 2.0], [50.0, 60.0], 2.0, None),
-        ([], [1.0], None, None),
-        ([], [], None, None),
-    ],
-)
-def test_km_quantiles_hit_exact_levels_in_large_samples(
-    events: list[float], censored: list[float], median: float | None, p90: float | None
-) -> None:
-    assert km_quantiles(events, censored) == {0.5: median, 0.9: p90}
-
-
-def test_km_quantiles_refuse_a_quantile_outside_zero_to_one() -> None:
-    with pytest.raises(ValueError, match="quantile"):
-        km_quantiles([1.0], [], (1.0,))
 
 
 # --- tallies give exactly the figures of stats.summarise --------------------------------

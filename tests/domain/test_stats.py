@@ -1,7 +1,10 @@
 from datetime import datetime, time
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.domain.calendar import OfficeCalendar, build_calendar, swedish_default_calendar
 from monitor.domain.model import MessageKind, ObservedMessage, ProbeOutcome
@@ -11,6 +14,7 @@ from monitor.domain.stats import (
     Proportion,
     SurvivalSummary,
     kaplan_meier_quantiles,
+    km_quantiles,
     rank,
     summarise,
     survival_summary,
@@ -114,6 +118,83 @@ def test_kaplan_meier_refuses_negative_durations_and_odd_quantiles(
 ) -> None:
     with pytest.raises(ValueError):
         kaplan_meier_quantiles(observations, quantiles)
+
+
+def reference_kaplan_meier_quantiles(
+    pairs: list[tuple[float, bool]], quantiles: tuple[float, ...]
+) -> dict[float, float | None]:
+    """The product-limit estimator from its definition, in exact fractions.
+
+    At each distinct time t: n = durations >= t (censored at t still at risk, so events come
+    first at ties), d = events at t, S *= (n - d) / n. The q-quantile is the first event time
+    with S <= 1 - q.
+    """
+    survival, curve = Fraction(1), []
+    for time_ in sorted({duration for duration, _ in pairs}):
+        at_risk = sum(duration >= time_ for duration, _ in pairs)
+        deaths = sum(duration == time_ and observed for duration, observed in pairs)
+        if deaths:
+            survival *= Fraction(at_risk - deaths, at_risk)
+            curve.append((time_, survival))
+    return {q: next((t for t, s in curve if s <= 1 - Fraction(str(q))), None) for q in quantiles}
+
+
+some_quantiles = st.sampled_from([(0.5, 0.9), (0.25, 0.5, 0.75), (0.1, 0.5), (0.9, 0.5, 0.9)])
+tied_observations = st.lists(
+    st.tuples(st.integers(0, 12).map(float), st.booleans()), min_size=0, max_size=40
+)
+spread_observations = st.lists(
+    st.tuples(st.integers(0, 400).map(lambda eighths: eighths / 8), st.booleans()),
+    min_size=0,
+    max_size=200,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tied_observations, some_quantiles)
+def test_km_quantiles_equal_the_product_limit_definition_on_tied_and_censored_data(
+    pairs: list[tuple[float, bool]], quantiles: tuple[float, ...]
+) -> None:
+    events = [duration for duration, observed in pairs if observed]
+    censored = [duration for duration, observed in pairs if not observed]
+    expected = reference_kaplan_meier_quantiles(pairs, quantiles)
+    assert km_quantiles(events, censored, quantiles) == expected
+    assert kaplan_meier_quantiles(pairs, quantiles) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(spread_observations, some_quantiles)
+def test_km_quantiles_equal_the_product_limit_definition_on_many_distinct_times(
+    pairs: list[tuple[float, bool]], quantiles: tuple[float, ...]
+) -> None:
+    expected = reference_kaplan_meier_quantiles(pairs, quantiles)
+    assert kaplan_meier_quantiles(pairs, quantiles) == expected
+
+
+@pytest.mark.parametrize(
+    ("events", "censored", "median", "p90"),
+    [
+        # No censoring: S after the k-th of n events is exactly (n - k) / n.
+        ([float(i) for i in range(1, 1001)], [], 500.0, 900.0),
+        # One censored before the first event: 999 at risk, S reaches 1/2 at event 500.
+        ([float(i) for i in range(1, 1000)], [0.5], 500.0, 900.0),
+        # By hand: events 1, 2, censored 2.5, events 3, 4: S = 4/5, 3/5, (3/5)(1/2) = 0.3, 0
+        ([1.0, 2.0, 3.0, 4.0], [2.5], 3.0, 4.0),
+        # Half never answered: the curve stops at 1/2; no p90.
+        ([1.0, 2.0], [50.0, 60.0], 2.0, None),
+        ([], [1.0], None, None),
+        ([], [], None, None),
+    ],
+)
+def test_km_quantiles_hit_exact_levels_in_large_samples(
+    events: list[float], censored: list[float], median: float | None, p90: float | None
+) -> None:
+    assert km_quantiles(events, censored) == {0.5: median, 0.9: p90}
+
+
+def test_km_quantiles_refuse_a_quantile_outside_zero_to_one() -> None:
+    with pytest.raises(ValueError, match="quantile"):
+        km_quantiles([1.0], [], (1.0,))
 
 
 # --- summarise -------------------------------------------------------------------------
