@@ -118,6 +118,25 @@ def _threaded(message: _Reply, probe: ReceivedProbe) -> None:
     message["References"] = probe.message_id
 
 
+def _automatic(
+    probe: ReceivedProbe,
+    *,
+    sender: str,
+    sender_name: str,
+    subject: str,
+    at: datetime,
+    headers: tuple[tuple[str, str], ...],
+    text: str,
+) -> bytes:
+    """A machine's threaded reply; ``headers`` mark it automatic (RFC 3834 Auto-Submitted)."""
+    message = _base(probe, sender=sender, sender_name=sender_name, subject=subject, at=at)
+    for name, value in headers:
+        message[name] = value
+    _threaded(message, probe)
+    message.set_content(text)
+    return message.as_bytes()
+
+
 def human_answer(
     probe: ReceivedProbe,
     *,
@@ -139,41 +158,32 @@ def human_answer(
 
 
 def out_of_office(probe: ReceivedProbe, *, officer: str, sender: str, at: datetime) -> bytes:
-    message = _base(
+    return _automatic(
         probe,
         sender=sender,
         sender_name=officer,
         subject=f"Automatiskt svar: {probe.subject}",
         at=at,
+        headers=(("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All")),
+        text="Hej!\n\nJag är på semester och är tillbaka på måndag. Ditt mejl läses då.\n"
+        "Brådskande ärenden: ring kommunens kontaktcenter.\n\nVänliga hälsningar\n" + officer,
     )
-    message["Auto-Submitted"] = "auto-replied"
-    message["X-Auto-Response-Suppress"] = "All"
-    _threaded(message, probe)
-    message.set_content(
-        "Hej!\n\nJag är på semester och är tillbaka på måndag. Ditt mejl läses då.\n"
-        "Brådskande ärenden: ring kommunens kontaktcenter.\n\nVänliga hälsningar\n" + officer
-    )
-    return message.as_bytes()
 
 
 def ticket_receipt(
     probe: ReceivedProbe, *, system: str, sender: str, case_number: str, at: datetime
 ) -> bytes:
-    message = _base(
+    return _automatic(
         probe,
         sender=sender,
         sender_name=system,
         subject=f"[Ärende #{case_number}] {probe.subject}",
         at=at,
-    )
-    message["Auto-Submitted"] = "auto-generated"
-    _threaded(message, probe)
-    message.set_content(
-        f"Tack för ditt meddelande!\n\nVi har registrerat ditt ärende med ärendenummer "
+        headers=(("Auto-Submitted", "auto-generated"),),
+        text=f"Tack för ditt meddelande!\n\nVi har registrerat ditt ärende med ärendenummer "
         f"{case_number}. Vi besvarar normalt frågor inom två arbetsdagar.\n\n"
-        "Detta är ett automatiskt meddelande och kan inte besvaras."
+        "Detta är ett automatiskt meddelande och kan inte besvaras.",
     )
-    return message.as_bytes()
 
 
 def ticket_answer(
@@ -229,32 +239,24 @@ def permanent_bounce(probe: ReceivedProbe, *, raw_probe: bytes, mta: str, at: da
         ("message/delivery-status", status.encode()),
         ("message/rfc822", raw_probe.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")),
     ]
-    body = b"".join(
-        f"--{boundary}\r\nContent-Type: {kind}\r\n\r\n".encode() + content + b"\r\n"
-        for kind, content in parts
-    )
-    return head.encode() + b"\r\n" + body + f"--{boundary}--\r\n".encode()
+    return _multipart_report(head, boundary, parts)
 
 
 def auto_acknowledgement(
     probe: ReceivedProbe, *, sender: str, organisation: str, at: datetime
 ) -> bytes:
     """A contact centre's automatic "we got your mail" (RFC 3834 auto-replied), no case."""
-    message = _base(
+    return _automatic(
         probe,
         sender=sender,
         sender_name=organisation,
         subject=f"Tack för ditt mejl: {probe.subject}",
         at=at,
-    )
-    message["Auto-Submitted"] = "auto-replied"
-    _threaded(message, probe)
-    message.set_content(
-        "Hej!\n\nTack för ditt mejl. Vi har tagit emot ditt meddelande och strävar efter att "
+        headers=(("Auto-Submitted", "auto-replied"),),
+        text="Hej!\n\nTack för ditt mejl. Vi har tagit emot ditt meddelande och strävar efter att "
         "besvara det inom fem arbetsdagar.\n\nDetta är ett automatiskt svar.\n\n"
-        f"{organisation}"
+        f"{organisation}",
     )
-    return message.as_bytes()
 
 
 def read_receipt(probe: ReceivedProbe, *, reader: str, sender: str, at: datetime) -> bytes:
@@ -285,6 +287,11 @@ def read_receipt(probe: ReceivedProbe, *, reader: str, sender: str, at: datetime
         ("text/plain; charset=utf-8", notice),
         ("message/disposition-notification", disposition),
     ]
+    return _multipart_report(head, boundary, parts)
+
+
+def _multipart_report(head: str, boundary: str, parts: list[tuple[str, bytes]]) -> bytes:
+    """``head`` (its header lines, ending in CRLF), then each (content type, bytes) part."""
     body = b"".join(
         f"--{boundary}\r\nContent-Type: {kind}\r\n\r\n".encode() + content + b"\r\n"
         for kind, content in parts
