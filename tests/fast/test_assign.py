@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
+from daemon_support import LUND, insert_sent_probe, local_config, write_config
 
 from monitor.adapters.imap import FetchedMail
 from monitor.cli import main
 from monitor.composition import build
 from monitor.config import load_config
-from monitor.domain.model import MatchMethod, MessageKind, OutcomeState, Probe, ProbeState
+from monitor.domain.model import MatchMethod, MessageKind, OutcomeState
 
 SENT = datetime(2026, 6, 2, 8, 30, tzinfo=UTC)  # Tuesday 10:30 in Stockholm
 ANSWERED = SENT + timedelta(hours=2)
@@ -31,50 +31,15 @@ UNTHREADED_ANSWER = (
 )
 
 
-def write_config(folder: Path) -> Path:
-    targets = {"targets": [{"id": "lund", "name": "Lund", "address": "kc@lund.example.invalid"}]}
-    (folder / "targets.yaml").write_text(yaml.safe_dump(targets))
-    config = {
-        "mailbox": {
-            "address": "matning@kontroll.example.se",
-            "reply_address": "svar+{token}@kontroll.example.se",
-        },
-        "smtp": {"host": "127.0.0.1", "port": 2525, "security": "none"},
-        "imap": {
-            "host": "127.0.0.1",
-            "port": 1143,
-            "security": "none",
-            "username": "u",
-            "password": "p",
-        },
-        "database": {"url": f"sqlite+aiosqlite:///{folder / 'pen.db'}"},
-        "targets_file": "targets.yaml",
-    }
-    path = folder / "svarstid.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def write_pen_config(folder: Path) -> Path:
+    return write_config(folder, [LUND], local_config(folder / "pen.db"))
 
 
 async def seed(config_path: Path) -> None:
     app = build(load_config(config_path, {}), clock=lambda: ANSWERED + timedelta(minutes=5))
     await app.store.upgrade()
     await app.store.sync_targets(app.world.targets, SENT)
-    probe = Probe(
-        token="abcdefgh23",
-        target_id="lund",
-        target_address="kc@lund.example.invalid",
-        question_id="q",
-        persona_id="p",
-        reply_address="svar+abcdefgh23@kontroll.example.se",
-        message_id="<probe.abcdefgh23@kontroll.example.se>",
-        subject="Bygglov för förråd?",
-        body="Behöver jag bygglov för ett förråd på 12 kvadratmeter?",
-        state=ProbeState.PLANNED,
-        planned_at=SENT,
-    )
-    await app.store.insert_probe(probe)
-    await app.store.transition_probe(probe.token, ProbeState.SENDING, SENT)
-    await app.store.transition_probe(probe.token, ProbeState.SENT, SENT, sent_at=SENT)
+    await insert_sent_probe(app.store, "abcdefgh23", SENT)
     mail = FetchedMail("INBOX", 7, 101, ANSWERED, UNTHREADED_ANSWER)
     stored = await app.inbox.ingest(mail)
     assert stored.probe_token is None
@@ -84,7 +49,7 @@ async def seed(config_path: Path) -> None:
 async def test_held_answer_assigned_by_hand_counts_as_answered(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config_path = write_config(tmp_path)
+    config_path = write_pen_config(tmp_path)
     await seed(config_path)
 
     assert await _cli(["unmatched", "--config", str(config_path)]) == 0
@@ -106,7 +71,7 @@ async def test_held_answer_assigned_by_hand_counts_as_answered(
 
 
 async def test_assign_to_an_unknown_probe_is_refused(tmp_path: Path) -> None:
-    config_path = write_config(tmp_path)
+    config_path = write_pen_config(tmp_path)
     await seed(config_path)
     command = ["assign", "besked-42@lund.example.invalid", "zzzzzzzzzz", "--config"]
     assert await _cli([*command, str(config_path)]) == 1

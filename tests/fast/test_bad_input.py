@@ -15,14 +15,14 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-import yaml
+from daemon_support import LUND, insert_sent_probe, local_config, write_config
 
 from monitor.adapters.imap import FetchedMail
 from monitor.composition import Application, build
 from monitor.config import load_config
 from monitor.domain.classify import classify
 from monitor.domain.mailparse import MAX_PARSED_BYTES, parse_message
-from monitor.domain.model import MatchMethod, MessageKind, Probe, ProbeState
+from monitor.domain.model import MatchMethod, MessageKind
 
 SENT = datetime(2026, 6, 2, 8, 30, tzinfo=UTC)  # Tuesday 10:30 in Stockholm
 ARRIVED = SENT + timedelta(hours=1)
@@ -30,51 +30,13 @@ TOKEN = "badinput23"
 REPLY_TO = f"svar+{TOKEN}@kontroll.example.se"
 
 
-def write_config(folder: Path) -> Path:
-    targets = {"targets": [{"id": "lund", "name": "Lund", "address": "kc@lund.example.invalid"}]}
-    (folder / "targets.yaml").write_text(yaml.safe_dump(targets))
-    config = {
-        "mailbox": {
-            "address": "matning@kontroll.example.se",
-            "reply_address": "svar+{token}@kontroll.example.se",
-        },
-        "smtp": {"host": "127.0.0.1", "port": 2525, "security": "none"},
-        "imap": {
-            "host": "127.0.0.1",
-            "port": 1143,
-            "security": "none",
-            "username": "u",
-            "password": "p",
-        },
-        "database": {"url": f"sqlite+aiosqlite:///{folder / 'bad.db'}"},
-        "targets_file": "targets.yaml",
-    }
-    path = folder / "svarstid.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[Application]:
-    application = build(load_config(write_config(tmp_path), {}), clock=lambda: ARRIVED)
+    path = write_config(tmp_path, [LUND], local_config(tmp_path / "bad.db"))
+    application = build(load_config(path, {}), clock=lambda: ARRIVED)
     await application.store.upgrade()
     await application.store.sync_targets(application.world.targets, SENT)
-    probe = Probe(
-        token=TOKEN,
-        target_id="lund",
-        target_address="kc@lund.example.invalid",
-        question_id="q",
-        persona_id="p",
-        reply_address=REPLY_TO,
-        message_id=f"<probe.{TOKEN}@kontroll.example.se>",
-        subject="Bygglov för förråd?",
-        body="Behöver jag bygglov för ett förråd på 12 kvadratmeter?",
-        state=ProbeState.PLANNED,
-        planned_at=SENT,
-    )
-    await application.store.insert_probe(probe)
-    await application.store.transition_probe(TOKEN, ProbeState.SENDING, SENT)
-    await application.store.transition_probe(TOKEN, ProbeState.SENT, SENT, sent_at=SENT)
+    await insert_sent_probe(application.store, TOKEN, SENT)
     yield application
     await application.store.close()
 

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-import yaml
+from daemon_support import LUND, local_config, write_config
 
 from monitor.cli import main
 from monitor.demo.mailservers import RecordingSmtpServer
@@ -58,28 +58,9 @@ def test_missing_config_file_exits_2(
     assert "svarstid.yaml" in capsys.readouterr().err
 
 
-def write_config(folder: Path, smtp_port: int, *, paused: bool = False) -> Path:
-    target = {"id": "lund", "name": "Lund", "address": "kc@lund.example.invalid", "paused": paused}
-    (folder / "targets.yaml").write_text(yaml.safe_dump({"targets": [target]}))
-    config = {
-        "mailbox": {
-            "address": "matning@kontroll.example.se",
-            "reply_address": "svar+{token}@kontroll.example.se",
-        },
-        "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none"},
-        "imap": {
-            "host": "127.0.0.1",
-            "port": 1,
-            "security": "none",
-            "username": "u",
-            "password": "p",
-        },
-        "database": {"url": f"sqlite+aiosqlite:///{folder / 'cli.db'}"},
-        "targets_file": "targets.yaml",
-    }
-    path = folder / "svarstid.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def write_cli_config(folder: Path, smtp_port: int, *, paused: bool = False) -> Path:
+    config = local_config(folder / "cli.db", smtp_port, imap_port=1)
+    return write_config(folder, [{**LUND, "paused": paused}], config)
 
 
 async def test_send_now_sends_then_refuses_while_outstanding_unless_forced(
@@ -87,7 +68,7 @@ async def test_send_now_sends_then_refuses_while_outstanding_unless_forced(
 ) -> None:
     smtp = RecordingSmtpServer()
     port = await smtp.start()
-    config = str(write_config(tmp_path, port))
+    config = str(write_cli_config(tmp_path, port))
     try:
         assert await asyncio.to_thread(run_cli, ["send-now", "lund", "--config", config]) == 0
         assert "sent" in capsys.readouterr().out
@@ -108,7 +89,7 @@ async def test_send_now_refuses_a_paused_target(
 ) -> None:
     smtp = RecordingSmtpServer()
     port = await smtp.start()
-    config = str(write_config(tmp_path, port, paused=True))
+    config = str(write_cli_config(tmp_path, port, paused=True))
     try:
         assert await asyncio.to_thread(run_cli, ["send-now", "lund", "--config", config]) == 1
     finally:
@@ -118,7 +99,7 @@ async def test_send_now_refuses_a_paused_target(
 
 
 def test_db_upgrade_creates_the_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path, 2525)
+    config = write_cli_config(tmp_path, 2525)
     assert run_cli(["db", "upgrade", "--config", str(config)]) == 0
     assert "up to date" in capsys.readouterr().out
     assert (tmp_path / "cli.db").exists()

@@ -6,8 +6,7 @@ the daemon stored after real SMTP sends, IMAP APPENDs and ingestion by the real 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -15,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
+from daemon_support import eventually
 
 from monitor.demo.behaviours import LivePace
 from monitor.demo.history import LiveResponders, LiveSender
@@ -223,19 +223,6 @@ async def test_probes_go_out_only_in_the_send_window_on_working_days(replayed: D
             assert is_open(calendar, sent)
 
 
-async def eventually(check: Callable[[], object], timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
 async def test_live_probe_is_answered_while_the_daemon_runs(tmp_path: Path) -> None:
     world = tuple(m for m in municipalities() if m.id == "lund")
     rig = await prepare(history_days=0, world=world, folder=tmp_path)
@@ -254,7 +241,7 @@ async def test_live_probe_is_answered_while_the_daemon_runs(tmp_path: Path) -> N
             outcome = await rig.app.store.outcome(record.token)
             return outcome is not None and outcome.state is OutcomeState.ANSWERED
 
-        await eventually(answered_now)
+        await eventually(answered_now, timeout=15.0)
     finally:
         await rig.app.daemon.shutdown()
         await responders.stop()

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-import yaml
+from daemon_support import LUND, eventually, local_config, write_config
 
 from monitor.composition import Application, build
 from monitor.config import load_config
@@ -42,39 +41,12 @@ class Rig:
     url: str
 
 
-def write_config(folder: Path, smtp_port: int, imap_port: int) -> Path:
-    targets = {
-        "targets": [
-            {
-                "id": "lund",
-                "name": "Lund",
-                "address": "kontaktcenter@lund.example.invalid",
-                "kommunkod": "1281",
-            },
-        ]
-    }
-    (folder / "targets.yaml").write_text(yaml.safe_dump(targets))
-    config = {
-        "mailbox": {
-            "address": "matning@kontroll.example.se",
-            "reply_address": "svar+{token}@kontroll.example.se",
-        },
-        "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none"},
-        "imap": {
-            "host": "127.0.0.1",
-            "port": imap_port,
-            "security": "none",
-            "username": USER,
-            "password": PASSWORD,
-        },
-        "database": {"url": f"sqlite+aiosqlite:///{folder / 'e2e.db'}"},
-        "http": {"listen": "127.0.0.1:0"},
-        "schedule": {"jitter_minutes": 0},
-        "targets_file": "targets.yaml",
-    }
-    path = folder / "svarstid.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def write_e2e_config(folder: Path, smtp_port: int, imap_port: int) -> Path:
+    lund = {**LUND, "address": "kontaktcenter@lund.example.invalid", "kommunkod": "1281"}
+    config = local_config(folder / "e2e.db", smtp_port, imap_port, login=(USER, PASSWORD))
+    config["http"] = {"listen": "127.0.0.1:0"}
+    config["schedule"] = {"jitter_minutes": 0}
+    return write_config(folder, [lund], config)
 
 
 @pytest.fixture
@@ -84,27 +56,13 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     imap_port = await imap.start(users={USER: PASSWORD})
     # Tuesday 2 June 2026, 10:00 in Stockholm: inside the default send window.
     clock = SteppingClock(datetime(2026, 6, 2, 10, 0, tzinfo=STOCKHOLM))
-    config = load_config(write_config(tmp_path, smtp_port, imap_port), {})
+    config = load_config(write_e2e_config(tmp_path, smtp_port, imap_port), {})
     app = build(config, clock=clock)
     url = await app.daemon.start()
     yield Rig(app, smtp, imap, clock, url)
     await app.daemon.shutdown()
     await smtp.stop()
     await imap.stop()
-
-
-async def eventually(check: Callable[[], object], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await _truthy(check()):
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
-async def _truthy(value: object) -> bool:
-    if asyncio.iscoroutine(value):
-        value = await value
-    return bool(value)
 
 
 async def test_probe_answered_by_a_human_is_measured_in_working_time(rig: Rig) -> None:

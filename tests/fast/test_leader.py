@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-import yaml
+from daemon_support import eventually, local_config, write_config
 
 from monitor.adapters.leader import (
     NOT_LEADER_DETAIL,
@@ -188,46 +188,19 @@ async def test_gated_sender_sends_nothing_when_the_gate_says_no(
 # -- two daemons on one SQLite database ----------------------------------------------------------
 
 
-def write_config(folder: Path, name: str, smtp_port: int, imap_port: int) -> Path:
-    targets = {
-        "targets": [
-            {
-                "id": "lund",
-                "name": "Lund",
-                "address": "info@lund.example.invalid",
-                "kommunkod": "1281",
-            },
-            {
-                "id": "malmo",
-                "name": "Malmö",
-                "address": "info@malmo.example.invalid",
-                "kommunkod": "1280",
-            },
-        ]
-    }
-    (folder / "targets.yaml").write_text(yaml.safe_dump(targets))
-    config = {
-        "mailbox": {
-            "address": "matning@kontroll.example.se",
-            "reply_address": "svar+{token}@kontroll.example.se",
-        },
-        "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none"},
-        "imap": {
-            "host": "127.0.0.1",
-            "port": imap_port,
-            "security": "none",
-            "username": USER,
-            "password": PASSWORD,
-        },
-        "database": {"url": f"sqlite+aiosqlite:///{folder / 'shared.db'}"},
-        "http": {"listen": "127.0.0.1:0"},
-        "schedule": {"jitter_minutes": 0, "tick_seconds": 3600},
-        "leader": {"poll_seconds": 0.05},
-        "targets_file": "targets.yaml",
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+TARGETS = [
+    {"id": "lund", "name": "Lund", "address": "info@lund.example.invalid", "kommunkod": "1281"},
+    {"id": "malmo", "name": "Malmö", "address": "info@malmo.example.invalid", "kommunkod": "1280"},
+]
+
+
+def write_instance_config(folder: Path, name: str, smtp_port: int, imap_port: int) -> Path:
+    """The config file of instance ``name``; every instance shares one SQLite database."""
+    config = local_config(folder / "shared.db", smtp_port, imap_port, login=(USER, PASSWORD))
+    config["http"] = {"listen": "127.0.0.1:0"}
+    config["schedule"] = {"jitter_minutes": 0, "tick_seconds": 3600}
+    config["leader"] = {"poll_seconds": 0.05}
+    return write_config(folder, TARGETS, config, name=name)
 
 
 @dataclass
@@ -253,19 +226,6 @@ class Pair:
     instances: list[Instance]
 
 
-async def eventually(check: Callable[[], object], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
-
-
 @pytest.fixture
 async def servers() -> AsyncIterator[tuple[RecordingSmtpServer, InProcessImapServer]]:
     smtp, imap = RecordingSmtpServer(), InProcessImapServer()
@@ -284,7 +244,7 @@ async def launch(
     started: list[Instance] = []
 
     async def start(name: str, lock: FileLeaderLock | None = None) -> Instance:
-        config = load_config(write_config(tmp_path, name, smtp.port, imap.port), {})
+        config = load_config(write_instance_config(tmp_path, name, smtp.port, imap.port), {})
         app = build(config, clock=lambda: TUESDAY_10)
         if lock is not None:
             app.daemon.leadership.lock = lock

@@ -7,17 +7,16 @@ passwords of both accounts and for text of both message bodies.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
+from daemon_support import LUND, eventually, local_config, write_config
 
 from monitor import logs
 from monitor.composition import build
@@ -86,53 +85,17 @@ def test_fields_that_would_carry_secrets_or_bodies_are_dropped(
     assert "SECRET-VALUE" not in stream.getvalue()
 
 
-def write_config(folder: Path, smtp_port: int, imap_port: int) -> Path:
-    targets = {
-        "targets": [{"id": "lund", "name": "Lund", "address": "kontaktcenter@lund.example.invalid"}]
-    }
-    (folder / "targets.yaml").write_text(yaml.safe_dump(targets))
+def write_logs_config(folder: Path, smtp_port: int, imap_port: int) -> Path:
+    lund = {**LUND, "address": "kontaktcenter@lund.example.invalid"}
     (folder / "smtp-password").write_text(SMTP_PASSWORD + "\n")
-    config = {
-        "mailbox": {
-            "address": "matning@kontroll.example.se",
-            "reply_address": "svar+{token}@kontroll.example.se",
-        },
-        "smtp": {
-            "host": "127.0.0.1",
-            "port": smtp_port,
-            "security": "none",
-            "username": SMTP_USER,
-            "password_file": "smtp-password",
-        },
-        "imap": {
-            "host": "127.0.0.1",
-            "port": imap_port,
-            "security": "none",
-            "username": IMAP_USER,
-            "password": IMAP_PASSWORD,
-        },
-        "database": {"url": f"sqlite+aiosqlite:///{folder / 'logs.db'}"},
-        "http": {"listen": "127.0.0.1:0"},
-        "schedule": {"jitter_minutes": 0},
-        "logging": {"level": "debug"},
-        "targets_file": "targets.yaml",
-    }
-    path = folder / "svarstid.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-async def eventually(check: Callable[[], object], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
+    config = local_config(
+        folder / "logs.db", smtp_port, imap_port, login=(IMAP_USER, IMAP_PASSWORD)
+    )
+    config["smtp"] |= {"username": SMTP_USER, "password_file": "smtp-password"}
+    config["http"] = {"listen": "127.0.0.1:0"}
+    config["schedule"] = {"jitter_minutes": 0}
+    config["logging"] = {"level": "debug"}
+    return write_config(folder, [lund], config)
 
 
 def body_lines(text: str) -> list[str]:
@@ -146,7 +109,7 @@ async def test_a_real_send_and_ingest_at_debug_logs_no_password_and_no_body(
     smtp, imap = RecordingSmtpServer(), InProcessImapServer()
     smtp_port = await smtp.start(auth=(SMTP_USER, SMTP_PASSWORD))
     imap_port = await imap.start(users={IMAP_USER: IMAP_PASSWORD})
-    config = load_config(write_config(tmp_path, smtp_port, imap_port), {})
+    config = load_config(write_logs_config(tmp_path, smtp_port, imap_port), {})
     stream = io.StringIO()
     logs.configure(config.logging.level.value, config.logging.format.value, stream)
     assert logging.getLogger().getEffectiveLevel() == logging.DEBUG

@@ -19,6 +19,20 @@ WAIT = 10  # upper bound so a broken server fails the test instead of hanging it
 RAW = b"From: a@example.se\r\nTo: b@example.se\r\nSubject: Hej\r\n\r\nTack!\r\n"
 
 
+async def send_plain(
+    server: RecordingSmtpServer, recipients: list[str], sender: str = "a@example.se"
+) -> None:
+    """RAW through a real SMTP client, without STARTTLS."""
+    await aiosmtplib.send(
+        RAW,
+        sender=sender,
+        recipients=recipients,
+        hostname=server.host,
+        port=server.port,
+        start_tls=False,
+    )
+
+
 async def _imap_login(server: InProcessImapServer, user: str, password: str) -> aioimaplib.IMAP4:
     client = aioimaplib.IMAP4(server.host, server.port, timeout=5)
     await client.wait_hello_from_server()
@@ -30,14 +44,7 @@ async def _imap_login(server: InProcessImapServer, user: str, password: str) -> 
 async def test_smtp_server_records_envelope_and_exact_bytes(
     smtp_server: RecordingSmtpServer,
 ) -> None:
-    await aiosmtplib.send(
-        RAW,
-        sender="a@example.se",
-        recipients=["b@example.se", "c@example.se"],
-        hostname=smtp_server.host,
-        port=smtp_server.port,
-        start_tls=False,
-    )
+    await send_plain(smtp_server, ["b@example.se", "c@example.se"])
 
     [received] = smtp_server.messages
     assert received.mail_from == "a@example.se"
@@ -54,14 +61,7 @@ async def test_smtp_server_refuses_configured_recipient_with_its_code(
     smtp_server.reject_recipients["gone@example.se"] = (550, "5.1.1 No such user")
 
     with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
-        await aiosmtplib.send(
-            RAW,
-            sender="a@example.se",
-            recipients=["Gone@example.se"],
-            hostname=smtp_server.host,
-            port=smtp_server.port,
-            start_tls=False,
-        )
+        await send_plain(smtp_server, ["Gone@example.se"])
 
     assert refused.value.recipients[0].code == 550
     assert smtp_server.messages == []
@@ -73,14 +73,7 @@ async def test_smtp_server_runs_on_message_hook_after_accepting(
     hooked: asyncio.Queue[ReceivedSmtp] = asyncio.Queue()
     smtp_server.on_message = hooked.put
 
-    await aiosmtplib.send(
-        RAW,
-        sender="a@example.se",
-        recipients=["b@example.se"],
-        hostname=smtp_server.host,
-        port=smtp_server.port,
-        start_tls=False,
-    )
+    await send_plain(smtp_server, ["b@example.se"])
 
     received = await asyncio.wait_for(hooked.get(), 10)
     assert received is smtp_server.messages[0]
@@ -88,14 +81,7 @@ async def test_smtp_server_runs_on_message_hook_after_accepting(
 
 async def test_smtp_server_counts_connections(smtp_server: RecordingSmtpServer) -> None:
     for _ in range(2):
-        await aiosmtplib.send(
-            RAW,
-            sender="a@example.se",
-            recipients=["b@example.se"],
-            hostname=smtp_server.host,
-            port=smtp_server.port,
-            start_tls=False,
-        )
+        await send_plain(smtp_server, ["b@example.se"])
 
     assert [m.connection for m in await smtp_server.wait_for_messages(2)] == [1, 2]
 
@@ -207,14 +193,7 @@ async def test_smtp_hook_can_answer_into_the_imap_mailbox(
     await client.select("INBOX")
     idle = await client.idle_start(timeout=WAIT)
 
-    await aiosmtplib.send(
-        RAW,
-        sender=IMAP_USER,
-        recipients=["kontakt@kommun.example.se"],
-        hostname=smtp_server.host,
-        port=smtp_server.port,
-        start_tls=False,
-    )
+    await send_plain(smtp_server, ["kontakt@kommun.example.se"], sender=IMAP_USER)
     pushed = await client.wait_server_push(timeout=WAIT)
     client.idle_done()
     await asyncio.wait_for(idle, WAIT)

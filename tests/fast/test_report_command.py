@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
+from daemon_support import local_config, write_config
 
 from monitor.adapters.sql import Store
 from monitor.cli import main
@@ -93,29 +93,6 @@ SEEDS = (
         store_outcome=False,
     ),
 )
-
-
-def write_config(folder: Path) -> Path:
-    (folder / "targets.yaml").write_text(yaml.safe_dump({"targets": TARGETS}, allow_unicode=True))
-    config = {
-        "mailbox": {
-            "address": "matning@kontroll.example.se",
-            "reply_address": "svar+{token}@kontroll.example.se",
-        },
-        "smtp": {"host": "127.0.0.1", "port": 2525, "security": "none"},
-        "imap": {
-            "host": "127.0.0.1",
-            "port": 1143,
-            "security": "none",
-            "username": "u",
-            "password": "p",
-        },
-        "database": {"url": f"sqlite+aiosqlite:///{folder / 'report.db'}"},
-        "targets_file": "targets.yaml",
-    }
-    path = folder / "svarstid.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def probe_of(seed: Seed) -> Probe:
@@ -200,7 +177,7 @@ async def store_seed(store: Store, seed: Seed, number: int) -> None:
 @pytest.fixture(scope="module")
 def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("report")
-    path = write_config(folder)
+    path = write_config(folder, TARGETS, local_config(folder / "report.db"))
     asyncio.run(seed_database(f"sqlite+aiosqlite:///{folder / 'report.db'}"))
     return path
 

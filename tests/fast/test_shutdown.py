@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
-import yaml
+from daemon_support import LUND, local_config, write_config
 
 from monitor.demo.mailservers import InProcessImapServer, RecordingSmtpServer
 
@@ -23,30 +23,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def write_config(folder: Path, smtp_port: int, imap_port: int, http_port: int) -> Path:
-    target = {"id": "lund", "name": "Lund", "address": "kc@lund.example.invalid"}
-    (folder / "targets.yaml").write_text(yaml.safe_dump({"targets": [target]}))
-    config = {
-        "mailbox": {
-            "address": "matning@kontroll.example.se",
-            "reply_address": "svar+{token}@kontroll.example.se",
-        },
-        "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none"},
-        "imap": {
-            "host": "127.0.0.1",
-            "port": imap_port,
-            "security": "none",
-            "username": USER,
-            "password": PASSWORD,
-        },
-        "database": {"url": f"sqlite+aiosqlite:///{folder / 'run.db'}"},
-        "http": {"listen": f"127.0.0.1:{http_port}"},
-        "logging": {"format": "json", "level": "debug"},
-        "targets_file": "targets.yaml",
-    }
-    path = folder / "svarstid.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def write_run_config(folder: Path, smtp_port: int, imap_port: int, http_port: int) -> Path:
+    config = local_config(folder / "run.db", smtp_port, imap_port, login=(USER, PASSWORD))
+    config["http"] = {"listen": f"127.0.0.1:{http_port}"}
+    config["logging"] = {"format": "json", "level": "debug"}
+    return write_config(folder, [LUND], config)
 
 
 async def wait_ready(url: str, process: asyncio.subprocess.Process) -> dict[str, object]:
@@ -69,7 +50,7 @@ async def test_run_becomes_ready_and_exits_0_on_sigterm(tmp_path: Path) -> None:
     smtp_port = await smtp.start()
     imap_port = await imap.start(users={USER: PASSWORD})
     http_port = free_port()
-    config = write_config(tmp_path, smtp_port, imap_port, http_port)
+    config = write_run_config(tmp_path, smtp_port, imap_port, http_port)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "monitor", "run", "--config", str(config),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
+from daemon_support import LUND, local_config, write_config
 
 from monitor.adapters.systemd import Notifier, watchdog_interval
 from monitor.composition import build
@@ -111,39 +111,12 @@ def test_a_notify_socket_name_that_is_neither_path_nor_abstract_is_ignored() -> 
     assert not Notifier.from_environment({"NOTIFY_SOCKET": "relative/name"}).enabled
 
 
-def write_config(folder: Path, smtp_port: int, imap_port: int) -> Path:
-    targets = {
-        "targets": [
-            {
-                "id": "lund",
-                "name": "Lund",
-                "address": "info@lund.example.invalid",
-                "kommunkod": "1281",
-            }
-        ]
-    }
-    (folder / "targets.yaml").write_text(yaml.safe_dump(targets))
-    config = {
-        "mailbox": {
-            "address": "matning@kontroll.example.se",
-            "reply_address": "svar+{token}@kontroll.example.se",
-        },
-        "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none"},
-        "imap": {
-            "host": "127.0.0.1",
-            "port": imap_port,
-            "security": "none",
-            "username": USER,
-            "password": PASSWORD,
-        },
-        "database": {"url": f"sqlite+aiosqlite:///{folder / 'notify.db'}"},
-        "http": {"listen": "127.0.0.1:0"},
-        "leader": {"poll_seconds": 0.1},
-        "targets_file": "targets.yaml",
-    }
-    path = folder / "svarstid.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def write_notify_config(folder: Path, smtp_port: int, imap_port: int) -> Path:
+    lund = {**LUND, "address": "info@lund.example.invalid", "kommunkod": "1281"}
+    config = local_config(folder / "notify.db", smtp_port, imap_port, login=(USER, PASSWORD))
+    config["http"] = {"listen": "127.0.0.1:0"}
+    config["leader"] = {"poll_seconds": 0.1}
+    return write_config(folder, [lund], config)
 
 
 async def test_daemon_says_ready_after_imap_login_pings_the_watchdog_and_says_stopping(
@@ -155,7 +128,7 @@ async def test_daemon_says_ready_after_imap_login_pings_the_watchdog_and_says_st
     monkeypatch.setenv("NOTIFY_SOCKET", notify_socket.name)
     monkeypatch.setenv("WATCHDOG_USEC", "200000")  # a ping every 0.1 s
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
-    app = build(load_config(write_config(tmp_path, smtp_port, imap_port), {}))
+    app = build(load_config(write_notify_config(tmp_path, smtp_port, imap_port), {}))
     running = asyncio.create_task(app.daemon.run())
     try:
         ready = await notify_socket.receive_async()

@@ -24,6 +24,8 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 def _seed_module() -> ModuleType:
     path = Path(__file__).resolve().parents[1] / "fast" / "test_report_command.py"
+    if str(path.parent) not in sys.path:  # its shared helpers, as pytest finds them there
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location("svarstid_report_seed", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
