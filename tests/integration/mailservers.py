@@ -49,6 +49,26 @@ def servers_unavailable(reason: str) -> None:
     )
 
 
+def installed_by(setup: Path, tool: str, *, package: str, timeout: float) -> str:
+    """The path of ``tool`` that the script ``setup`` prints last, installing it if need be.
+
+    When the script fails the test is skipped, or fails where CI=true.
+    """
+    result = subprocess.run(
+        ["bash", str(setup)], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode == 0:
+        return result.stdout.strip().splitlines()[-1]
+    message = (
+        f"{tool} is not available and scripts/{setup.name} could not install it "
+        f"({result.stderr.strip()[-300:]}). Enable with: sudo scripts/{setup.name} "
+        f"(or apt-get install --no-install-recommends {package})"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

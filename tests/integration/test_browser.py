@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import re
-import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from mailservers import installed_by
 
 from monitor.demo.behaviours import LivePace
 from monitor.demo.history import LiveResponders
@@ -38,19 +37,7 @@ PHONE = "390,844"
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    result = subprocess.run(
-        ["bash", str(SETUP)], capture_output=True, text=True, timeout=900, check=False
-    )
-    if result.returncode == 0:
-        return result.stdout.strip().splitlines()[-1]
-    message = (
-        "chromium is not available and scripts/browser-setup could not install it "
-        f"({result.stderr.strip()[-300:]}). Enable with: sudo scripts/browser-setup "
-        "(or apt-get install --no-install-recommends chromium)"
-    )
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    return installed_by(SETUP, "chromium", package="chromium", timeout=900)
 
 
 class Demo:

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +26,8 @@ import aiohttp
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 import yaml
+from mailservers import eventually as poll_until
+from mailservers import free_port
 
 from monitor.adapters.leader import LOCK_KEY, asyncpg_dsn
 from monitor.demo.mailservers import InProcessImapServer, ReceivedSmtp, RecordingSmtpServer
@@ -49,12 +50,6 @@ class SlowSmtpServer(RecordingSmtpServer):
     async def record(self, received: ReceivedSmtp) -> None:
         await asyncio.sleep(SMTP_DELAY)
         await super().record(received)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def open_calendar() -> tuple[str, str]:
@@ -145,15 +140,8 @@ class Rig:
 
 
 async def eventually(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        assert time.monotonic() < deadline, f"{what}: not reached within {timeout} s"
-        await asyncio.sleep(0.05)
+    # Polled often: the takeover time measured after a wait is checked against a bound.
+    await poll_until(check, timeout=timeout, what=what, interval=0.05)
 
 
 async def metric(instance: Instance, name: str) -> float | None:
@@ -231,6 +219,15 @@ async def lock_holder(database_url: str) -> int | None:
     return int(pid) if pid is not None else None
 
 
+async def leader_and_standby(rig: Rig) -> tuple[Instance, Instance]:
+    """A started first and leading, then B started and standing by."""
+    a = await rig.start("a")  # type: ignore[misc]
+    await eventually(lambda: is_leader(a), 60, "A leads")
+    b = await rig.start("b")  # type: ignore[misc]
+    await eventually(lambda: is_standby(b), 60, "B stands by")
+    return a, b
+
+
 def tokens(messages: list[ReceivedSmtp]) -> list[str]:
     found = [TOKEN.search(message.mail_from) for message in messages]
     return [match[1] for match in found if match is not None]
@@ -239,10 +236,7 @@ def tokens(messages: list[ReceivedSmtp]) -> list[str]:
 async def test_standby_takes_over_after_the_leader_is_killed_and_no_probe_goes_twice(
     rig: Rig,
 ) -> None:
-    a = await rig.start("a")  # type: ignore[misc]
-    await eventually(lambda: is_leader(a), 60, "A leads")
-    b = await rig.start("b")  # type: ignore[misc]
-    await eventually(lambda: is_standby(b), 60, "B stands by")
+    a, b = await leader_and_standby(rig)
     await eventually(lambda: len(rig.smtp.messages) >= 5, 60, "A sends")
 
     a_lock_pid = await lock_holder(rig.database_url)
@@ -294,10 +288,7 @@ def _uncertain(states: dict[str, list[str]]) -> int:
 async def test_leader_whose_database_session_is_killed_steps_down_and_the_standby_leads(
     rig: Rig,
 ) -> None:
-    a = await rig.start("a")  # type: ignore[misc]
-    await eventually(lambda: is_leader(a), 60, "A leads")
-    b = await rig.start("b")  # type: ignore[misc]
-    await eventually(lambda: is_standby(b), 60, "B stands by")
+    a, b = await leader_and_standby(rig)
     connection = await asyncpg.connect(asyncpg_dsn(rig.database_url))
     try:
         # The lock session of A: what a database failover or a network cut does to it.

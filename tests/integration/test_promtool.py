@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
 from asyncio.subprocess import Process
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from mailservers import free_port, installed_by
 from prometheus_client import CollectorRegistry, generate_latest
 
 from monitor.adapters.http import HttpServer, Readiness
@@ -52,19 +51,7 @@ JsonObject = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    result = subprocess.run(
-        ["bash", str(SETUP)], capture_output=True, text=True, timeout=600, check=False
-    )
-    if result.returncode == 0:
-        return result.stdout.strip().splitlines()[-1]
-    message = (
-        "promtool is not available and scripts/promtool-setup could not install it "
-        f"({result.stderr.strip()[-300:]}). Enable with: sudo scripts/promtool-setup "
-        "(or apt-get install --no-install-recommends prometheus)"
-    )
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    return installed_by(SETUP, "promtool", package="prometheus", timeout=600)
 
 
 def run(command: list[str], *, cwd: Path = ROOT, stdin: bytes | None = None) -> str:
@@ -177,13 +164,6 @@ def test_metrics_exposition_passes_promtool_check_metrics(promtool: str) -> None
 
 
 # -- a real Prometheus scraping a real HttpServer: the dashboard's queries return data --------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 async def serve(registry: CollectorRegistry) -> HttpServer:
