@@ -9,7 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, disable_created_metrics
 from sqlalchemy.engine import make_url
 
 from monitor import __version__
@@ -158,6 +158,9 @@ def build(
     entropy: Callable[[int], bytes] | None = None,
 ) -> Application:
     world = world or load_world(config)
+    # The *_created twin of every counter and histogram adds a fifth of the series at
+    # 1,000 targets and nothing a dashboard or alert here reads.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry()
     metrics = Metrics(registry, version=__version__)
     url = database_url(config)
@@ -217,6 +220,7 @@ def _daemon(
             registry,
             readiness=readiness,
             routes=_status_pages(store, world, registry, clock),
+            generation=lambda: metrics.generation,
         ),
         clock=clock,
         tick_seconds=config.schedule.tick_seconds,

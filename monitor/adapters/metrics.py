@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import platform
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Concatenate, ParamSpec
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
@@ -212,11 +213,30 @@ def _remove_matching(
         _discard(metric, labels)
 
 
+P = ParamSpec("P")
+
+
+def _changes(
+    method: Callable[Concatenate[Metrics, P], None],
+) -> Callable[Concatenate[Metrics, P], None]:
+    """Marks a method that changes a sample, so a rendered exposition knows it is stale."""
+
+    def changing(self: Metrics, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        self._generation += 1
+        method(self, *args, **kwargs)
+
+    # Not functools.wraps: mypy cannot type its result through Concatenate.
+    changing.__name__, changing.__qualname__ = method.__name__, method.__qualname__
+    changing.__doc__ = method.__doc__
+    return changing
+
+
 class Metrics:
     """Every svarstid metric, on one injected registry."""
 
     def __init__(self, registry: CollectorRegistry, *, version: str) -> None:
         self._registry = registry
+        self._generation = 0
         self._build_metrics(registry)
         self._window_series: dict[str, set[tuple[str, str, str]]] = {}
         python = platform.python_version()
@@ -225,6 +245,11 @@ class Metrics:
     @property
     def registry(self) -> CollectorRegistry:
         return self._registry
+
+    @property
+    def generation(self) -> int:
+        """Grows with every change of a sample; equal values mean an unchanged exposition."""
+        return self._generation
 
     def _gauge(self, name: str, labels: Iterable[str] = ()) -> Gauge:
         return Gauge(name, _help(name), tuple(labels), registry=self._registry)
@@ -298,6 +323,7 @@ class Metrics:
 
     # -- per target -------------------------------------------------------------------------
 
+    @_changes
     def track_target(self, target: str) -> None:
         """Export zero-valued series for a configured target before its first event.
 
@@ -312,29 +338,37 @@ class Metrics:
         self._outstanding.labels(target=target)
         self._address_failing.labels(target=target)
 
+    @_changes
     def probe_sent(self, target: str) -> None:
         self._sent.labels(target=target).inc()
 
+    @_changes
     def probe_send_failed(self, target: str, permanent: bool) -> None:
         self._send_failures.labels(target=target, permanent=_bool_label(permanent)).inc()
 
+    @_changes
     def probe_uncertain(self, target: str) -> None:
         self._uncertain.labels(target=target).inc()
 
+    @_changes
     def probe_bounced(self, target: str, permanent: bool) -> None:
         self._bounces.labels(target=target, permanent=_bool_label(permanent)).inc()
 
+    @_changes
     def reply_measured(self, target: str, wall_seconds: float, working_seconds: float) -> None:
         """Observe the first human reply to one probe (call once per probe)."""
         self._reply_seconds.labels(target=target).observe(wall_seconds)
         self._reply_working_seconds.labels(target=target).observe(working_seconds)
 
+    @_changes
     def set_outstanding(self, target: str, count: int) -> None:
         self._outstanding.labels(target=target).set(count)
 
+    @_changes
     def set_address_failing(self, target: str, failing: bool) -> None:
         self._address_failing.labels(target=target).set(1 if failing else 0)
 
+    @_changes
     def set_window_stats(
         self,
         target: str,
@@ -369,6 +403,7 @@ class Metrics:
     def _target_window_gauges(self) -> tuple[Gauge, ...]:
         return (self._target_ratio, self._target_median, self._target_probes, self._target_auto_ack)
 
+    @_changes
     def set_county_stats(
         self,
         county: str,
@@ -386,6 +421,7 @@ class Metrics:
         _set_or_remove(self._county_auto_ack, labels, auto_ack_ratio)
         self._county_probes.labels(*labels).set(probes)
 
+    @_changes
     def forget_target(self, target: str) -> None:
         """Drop every series of a target that left the configuration."""
         target_only: tuple[MetricWrapperBase, ...] = (
@@ -407,34 +443,44 @@ class Metrics:
 
     # -- messages ---------------------------------------------------------------------------
 
+    @_changes
     def message_processed(self, kind: str, matched: bool) -> None:
         self._messages.labels(kind=kind, matched=_bool_label(matched)).inc()
 
+    @_changes
     def message_flagged(self) -> None:
         self._flagged.inc()
 
+    @_changes
     def message_ingested(self, at: datetime) -> None:
         self._last_message.set(_unix_seconds(at))
 
+    @_changes
     def set_unmatched(self, count: int) -> None:
         self._unmatched.set(count)
 
     # -- monitor health ---------------------------------------------------------------------
 
+    @_changes
     def set_imap_connected(self, connected: bool) -> None:
         self._imap_connected.set(1 if connected else 0)
 
+    @_changes
     def smtp_succeeded(self, at: datetime) -> None:
         self._smtp_last_success.set(_unix_seconds(at))
 
+    @_changes
     def smtp_failed(self) -> None:
         self._smtp_errors.inc()
 
+    @_changes
     def probe_tick(self, at: datetime) -> None:
         self._scheduler_last_run.set(_unix_seconds(at))
 
+    @_changes
     def set_last_probe_sent(self, at: datetime) -> None:
         self._last_probe_sent.set(_unix_seconds(at))
 
+    @_changes
     def set_leader(self, leading: bool) -> None:
         self._leader.set(1 if leading else 0)
