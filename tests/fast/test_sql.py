@@ -23,6 +23,7 @@ from sqlalchemy import TextClause, bindparam, inspect, text
 from sqlalchemy.engine import Connection
 
 from monitor.adapters.sql import (
+    HEAD_REVISION,
     IllegalTransition,
     Store,
     TargetStatus,
@@ -46,7 +47,6 @@ from monitor.domain.model import (
 )
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
-HEAD_REVISION = "0002"
 STOCKHOLM_WINTER = timezone(timedelta(hours=1))
 TABLES = {
     "targets",
@@ -946,3 +946,22 @@ async def test_overlapping_runs_leave_no_downtime(store: Store) -> None:
     await store.heartbeat("run-a", T0 + timedelta(minutes=30))
     await store.heartbeat("run-c", T0 + timedelta(minutes=31))
     assert await store.downtime(T0, stale_after=timedelta(minutes=5)) == []
+
+
+def test_head_revision_constant_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+
+
+async def test_upgrade_of_a_database_at_an_older_revision_reaches_head(tmp_path: Path) -> None:
+    store = Store.from_url(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    try:
+        async with store.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0001")
+        await store.upgrade()
+        async with store.engine.connect() as conn:
+            versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+    finally:
+        await store.close()
+    assert [v for (v,) in versions] == [HEAD_REVISION]
