@@ -18,11 +18,12 @@ demo: $(STAMP)
 	$(BIN)/svarstid demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check monitor tests bench
-	$(BIN)/ruff format --check monitor tests bench
+	$(BIN)/ruff check monitor tests bench fuzz
+	$(BIN)/ruff format --check monitor tests bench fuzz
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy --strict bench fuzz
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not integration"
