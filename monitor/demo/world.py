@@ -292,8 +292,21 @@ async def run_demo(
     rig.clock.go_live()
     responders = LiveResponders(rig.imap, MAILBOX_USER, rig.reactor, LivePace())
     rig.smtp.on_message = responders.on_probe
-    rig.app.daemon.on_ready = lambda url: _announce(url, rig, wallclock.monotonic() - started)
+    ready = asyncio.Event()
+
+    def on_ready(url: str) -> None:
+        _announce(url, rig, wallclock.monotonic() - started)
+        ready.set()
+
+    rig.app.daemon.on_ready = on_ready
     daemon = asyncio.create_task(rig.app.daemon.run())
+    # Live probes only once the daemon has started: its start-up recovery marks any probe
+    # caught mid-send as uncertain, and a live send racing it would be cut in two.
+    await asyncio.wait(
+        {daemon, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED
+    )
+    if daemon.done():
+        await daemon  # start-up failed: raise its error
     sender = asyncio.create_task(LiveSender(rig.app, LIVE_SEND_SECONDS).run(stop))
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=duration)
