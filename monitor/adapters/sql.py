@@ -77,6 +77,10 @@ _WRITE_OPTION = "svarstid_write"
 TRANSITIONS: Mapping[ProbeState, frozenset[ProbeState]] = {
     ProbeState.PLANNED: frozenset({ProbeState.SENDING, ProbeState.FAILED}),
     ProbeState.SENDING: frozenset({ProbeState.SENT, ProbeState.FAILED, ProbeState.UNCERTAIN}),
+    # Recovery marks a probe it finds mid-send UNCERTAIN; if the process that was sending it
+    # is alive after all (a CLI send-now while the daemon restarts), its SMTP verdict is
+    # better knowledge and settles the probe. Nothing ever goes back to SENDING.
+    ProbeState.UNCERTAIN: frozenset({ProbeState.SENT, ProbeState.FAILED}),
 }
 RECOVERED_DETAIL = "monitor restarted while sending: delivery unknown, never resent"
 

@@ -471,7 +471,8 @@ async def test_sent_probe_records_its_accept_time_and_every_event(store: Store) 
         ((ProbeState.SENDING, ProbeState.SENT), ProbeState.FAILED),
         ((ProbeState.FAILED,), ProbeState.SENDING),
         ((ProbeState.SENDING, ProbeState.UNCERTAIN), ProbeState.SENDING),
-        ((ProbeState.SENDING, ProbeState.UNCERTAIN), ProbeState.SENT),
+        ((ProbeState.SENDING, ProbeState.UNCERTAIN), ProbeState.PLANNED),
+        ((ProbeState.SENDING, ProbeState.UNCERTAIN, ProbeState.SENT), ProbeState.UNCERTAIN),
     ],
 )
 async def test_transition_outside_the_state_machine_is_refused(
@@ -495,6 +496,8 @@ async def test_transition_outside_the_state_machine_is_refused(
         (ProbeState.SENDING, ProbeState.FAILED),
         (ProbeState.SENDING, ProbeState.UNCERTAIN),
         (ProbeState.SENDING, ProbeState.SENT),
+        (ProbeState.SENDING, ProbeState.UNCERTAIN, ProbeState.SENT),
+        (ProbeState.SENDING, ProbeState.UNCERTAIN, ProbeState.FAILED),
     ],
 )
 async def test_every_legal_path_of_the_state_machine_is_accepted(
