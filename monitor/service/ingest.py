@@ -139,11 +139,13 @@ class InboxService:
 
     async def _tie_to_probe(self, stored: StoredMessage, token: str, parsed: ParsedMessage) -> None:
         probe = await self._store.probe(token)
-        if probe is not None and stored.kind is MessageKind.BOUNCE:
+        if probe is None:
+            return
+        if stored.kind is MessageKind.BOUNCE:
             self._metrics.probe_bounced(probe.target_id, bool(stored.permanent))
             if stored.permanent and blames_address(parsed, probe.target_address):
                 await self._mark_failing(probe.target_id, token, stored)
-        await self._outcomes.recompute(token)
+        await self._outcomes.recompute_probe(probe)
 
     async def _mark_failing(self, target_id: str, token: str, stored: StoredMessage) -> None:
         reason = f"permanent bounce {stored.message_id or stored.message_key[:12]}"

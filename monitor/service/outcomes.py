@@ -50,8 +50,11 @@ class OutcomeService:
     async def recompute(self, token: str) -> ProbeOutcome | None:
         """Recompute one probe's outcome from its stored messages; None for an unknown token."""
         probe = await self._store.probe(token)
-        if probe is None:
-            return None
+        return None if probe is None else await self.recompute_probe(probe)
+
+    async def recompute_probe(self, probe: Probe) -> ProbeOutcome:
+        """recompute() for a probe the caller has already loaded."""
+        token = probe.token
         now = self._clock()
         messages = [observed(m) for m in await self._store.messages_for_probe(token)]
         since = probe.sent_at or probe.planned_at
