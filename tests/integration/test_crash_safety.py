@@ -363,7 +363,9 @@ async def test_sigkill_at_any_moment_never_sends_twice_nor_loses_or_doubles_a_re
 
         with contextlib.suppress(AssertionError):  # the assertions below say what is wrong
             await eventually(settled, timeout=30, what="campaign settled", interval=0.5)
-        assert final.terminate() == 0, run.log_tail()
+        # Wait in a thread: this event loop serves the daemon's SMTP and IMAP servers, and a
+        # blocking wait would starve the send or logout the daemon finishes before exiting.
+        assert await asyncio.to_thread(final.terminate) == 0, run.log_tail()
         problems = await campaign_problems(run, store, stopped=True)
     finally:
         final.kill()
