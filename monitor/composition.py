@@ -128,6 +128,7 @@ def imap_settings(config: Config) -> ImapSettings:
         folder=section.folder,
         idle_renew_seconds=section.idle_renew_seconds,
         poll_seconds=section.poll_seconds,
+        liveness_seconds=section.liveness_seconds,
         timeout=section.timeout,
         ca_file=section.ca_file,
         oauth2_token=_token_source(section.auth, section.oauth2_token_command, section.timeout),

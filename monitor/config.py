@@ -730,6 +730,7 @@ class ImapConfig(BaseModel):
         PlainValidator(whole_number(1, IDLE_LIMIT_SECONDS - 1, _IDLE_WHY)),
     ] = 1740
     poll_seconds: Annotated[int, PlainValidator(whole_number(1))] = 60
+    liveness_seconds: Annotated[int, PlainValidator(whole_number(5, 600))] = 25
     timeout: Seconds = 30.0
     ca_file: OptionalFile = None
     auth: Annotated[MailAuth, PlainValidator(one_of(MailAuth))] = MailAuth.PASSWORD

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import random
 import re
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,10 @@ class ImapSettings:
     folder: str = "INBOX"
     idle_renew_seconds: float = 1740  # RFC 2177: re-issue IDLE before 29 minutes
     poll_seconds: float = 60
+    # A frozen server or a silently dropped connection answers nothing during IDLE: end IDLE
+    # this often and require the server's answer to DONE within liveness_timeout.
+    liveness_seconds: float = 25
+    liveness_timeout: float = 20
     timeout: float = 30
     ca_file: Path | None = None
     # XOAUTH2 (Microsoft 365, Gmail): an access token for ``username`` instead of a password.
@@ -217,13 +222,65 @@ def _check(response: Any, what: str) -> Any:
     return response
 
 
+_EXISTS = re.compile(rb"^\d+ (EXISTS|RECENT)\b", re.IGNORECASE)
+# After this many empty SEARCH rounds in a row that still saw EXISTS, IDLE anyway: a server
+# that announces EXISTS on every command must not keep the watcher searching forever.
+_MAX_QUIET_ROUNDS = 5
+
+
+class _ObservingProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
+    """Notes every untagged EXISTS/RECENT, also those aioimaplib drops.
+
+    RFC 3501 7.3.1 lets a server send EXISTS inside any command's response (pymap does so
+    within UID FETCH); aioimaplib hands such a line to no one, and the server does not
+    announce that message again during the next IDLE.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mailbox_changed = False
+
+    def _untagged_response(self, line: bytes) -> Any:
+        if _EXISTS.match(line.removeprefix(b"* ")):
+            self.mailbox_changed = True
+        return super()._untagged_response(line)
+
+
+class _ObservingClient(aioimaplib.IMAP4):  # type: ignore[misc]
+    def create_client(
+        self,
+        host: str,
+        port: int,
+        loop: asyncio.AbstractEventLoop | None,
+        conn_lost_cb: Callable[[Exception | None], None] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        local_loop = loop if loop is not None else asyncio.get_running_loop()
+        self.protocol = _ObservingProtocol(local_loop, conn_lost_cb)
+        self._client_task = local_loop.create_task(
+            local_loop.create_connection(lambda: self.protocol, host, port, ssl=ssl_context)
+        )
+
+
+def _enable_keepalive(transport: Any) -> None:
+    """TCP keepalive, so a peer that vanished without a FIN is noticed by the kernel too."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+
+
 class _Connection:
     """One logged-in IMAP session with a folder selected."""
 
     def __init__(self, settings: ImapSettings, tls: ssl.SSLContext | None) -> None:
         self.settings = settings
         self.lost = asyncio.Event()
-        self.client = aioimaplib.IMAP4(
+        self.client = _ObservingClient(
             host=settings.host,
             port=settings.port,
             timeout=settings.timeout,
@@ -235,6 +292,7 @@ class _Connection:
 
     async def open(self) -> None:
         await self.call(self.client.wait_hello_from_server())
+        _enable_keepalive(self.client.protocol.transport)
         await self._sign_in()
         # RFC 3501 6.2.3: capabilities may change after login; ask again.
         await self.call(asyncio.wait_for(self.client.protocol.capability(), self.settings.timeout))
@@ -273,6 +331,13 @@ class _Connection:
             raise ImapDisconnected("connection lost")
         return task.result()
 
+    def take_mailbox_changed(self) -> bool:
+        """Whether an EXISTS or RECENT arrived since the last call."""
+        protocol = self.client.protocol
+        changed = bool(getattr(protocol, "mailbox_changed", False))
+        protocol.mailbox_changed = False
+        return changed
+
     async def search_above(self, last_uid: int) -> list[int]:
         response = await self.call(self.client.uid_search("UID", f"{last_uid + 1}:*", charset=None))
         # RFC 3501: "N:*" also matches the highest UID when it is below N; filter it out.
@@ -292,8 +357,12 @@ class _Connection:
         return None  # expunged between SEARCH and FETCH
 
     async def idle(self, stop: asyncio.Event) -> None:
-        """IDLE until the server reports a change, renewal is due, or stop is set."""
-        renew = self.settings.idle_renew_seconds
+        """IDLE until the server reports a change, renewal or liveness is due, or stop is set.
+
+        Ending IDLE every ``liveness_seconds`` and requiring the tagged answer to DONE within
+        ``liveness_timeout`` bounds how long a frozen server looks connected.
+        """
+        renew = min(self.settings.idle_renew_seconds, self.settings.liveness_seconds)
         try:
             idle_done = await self.call(self.client.idle_start(timeout=renew))
         except aioimaplib.Abort as exc:
@@ -301,6 +370,22 @@ class _Connection:
             log.warning("imap server refused IDLE (%s); polling instead", exc)
             self.idle_supported = False
             return
+        pushed = [] if self._changed_before_idle() else await self._wait_push(stop, renew)
+        if self.lost.is_set() or any(line.startswith(b"BYE") for line in pushed):
+            raise ImapDisconnected("server closed the connection during IDLE")
+        self.client.idle_done()
+        timed = asyncio.wait_for(
+            idle_done, min(self.settings.timeout, self.settings.liveness_timeout)
+        )
+        _check(await self.call(timed), "IDLE")
+        self._drain_pushes()
+
+    def _changed_before_idle(self) -> bool:
+        # An EXISTS between the last empty SEARCH and the server's IDLE continuation reached
+        # no command: end this IDLE at once, the caller searches again.
+        return bool(getattr(self.client.protocol, "mailbox_changed", False))
+
+    async def _wait_push(self, stop: asyncio.Event, renew: float) -> list[bytes]:
         push = asyncio.ensure_future(self.client.wait_server_push(timeout=renew))
         stopped = asyncio.ensure_future(stop.wait())
         lost = asyncio.ensure_future(self.lost.wait())
@@ -309,13 +394,7 @@ class _Connection:
         finally:
             for waiter in (push, stopped, lost):
                 waiter.cancel()
-        pushed = _pushed_lines(push)
-        if self.lost.is_set() or any(line.startswith(b"BYE") for line in pushed):
-            raise ImapDisconnected("server closed the connection during IDLE")
-        self.client.idle_done()
-        timed = asyncio.wait_for(idle_done, self.settings.timeout)
-        _check(await self.call(timed), "IDLE")
-        self._drain_pushes()
+        return _pushed_lines(push)
 
     async def poll_wait(self, stop: asyncio.Event) -> None:
         stopped = asyncio.ensure_future(stop.wait())
@@ -332,7 +411,10 @@ class _Connection:
         if self.lost.is_set():
             raise ImapDisconnected("connection lost")
         if not stop.is_set():
-            _check(await self.call(self.client.noop()), "NOOP")
+            noop = asyncio.wait_for(
+                self.client.noop(), min(self.settings.timeout, self.settings.liveness_timeout)
+            )
+            _check(await self.call(noop), "NOOP")
 
     async def close(self) -> None:
         if not self.lost.is_set():
@@ -431,7 +513,7 @@ class MailboxWatcher:
         try:
             connection = await self._connected()
             while not self._stopping.is_set():
-                await self._fetch_new(connection)
+                await self._fetch_until_quiet(connection)
                 # Reset only now: a handler that fails every time must still back off.
                 self._failures = 0
                 if self._stopping.is_set():
@@ -472,8 +554,23 @@ class MailboxWatcher:
     async def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            await connection.close()
+            # Report first: logging out of a frozen server can take the whole logout timeout.
             self._on_connection_change(False)
+            await connection.close()
+
+    async def _fetch_until_quiet(self, connection: _Connection) -> None:
+        """Search and fetch until a round finds nothing and no EXISTS came meanwhile.
+
+        Only then may the watcher IDLE: a message announced inside an earlier response, or
+        delivered while a round was running, is never left waiting for the IDLE renewal.
+        """
+        quiet_rounds = 0
+        while not self._stopping.is_set() and quiet_rounds < _MAX_QUIET_ROUNDS:
+            connection.take_mailbox_changed()
+            handed_over = await self._fetch_new(connection)
+            if handed_over == 0 and not connection.take_mailbox_changed():
+                return
+            quiet_rounds = quiet_rounds + 1 if handed_over == 0 else 0
 
     async def _fetch_new(self, connection: _Connection) -> int:
         last_uid = await self._last_uid(connection.folder.uidvalidity)
