@@ -205,4 +205,7 @@ def run_until_signalled(
 def format_time(value: datetime | None) -> str:
     if value is None:
         return "-"
-    return value.astimezone().strftime("%Y-%m-%d %H:%M")
+    try:
+        return value.astimezone().strftime("%Y-%m-%d %H:%M")
+    except OverflowError:  # a mail dated at the end of time has no local time
+        return value.strftime("%Y-%m-%d %H:%M %Z")
