@@ -122,6 +122,7 @@ async def check_reachable(url: str) -> None:
 def failure_reason(error: BaseException) -> str:
     """The first line of what went wrong, without SQLAlchemy's statement and link."""
     cause = getattr(error, "orig", None) or error
+    cause = cause.__cause__ or cause  # the driver's own error behind SQLAlchemy's adapter
     text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
     name = type(cause).__name__
     return f"{name}: {text}" if text else name

@@ -38,7 +38,7 @@ from monitor.domain.outcome import compute_outcome
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 COMPUTED_AT = datetime(2025, 11, 3, 12, 0, tzinfo=STOCKHOLM)
-TARGETS = [
+TARGETS: list[dict[str, object]] = [
     {"id": "lund", "name": "Lund", "address": "info@lund.example.invalid", "kommunkod": "1281"},
     {"id": "malmo", "name": "Malmö", "address": "info@malmo.example.invalid", "kommunkod": "1280"},
     {
