@@ -16,9 +16,34 @@ from typing import Any, TextIO
 from monitor import __version__
 from monitor.config import Config, ConfigError, default_config_path, load_config
 
+# The documented exit codes (README, "Commands").
 EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_CONFIG = 2
+EXIT_FAILURE = 1  # the command ran and did not succeed: not sent, no such probe, a bad file
+EXIT_CONFIG = 2  # the configuration or the command line is wrong
+EXIT_DATABASE = 3  # the database is missing, not migrated, or cannot be reached
+EXIT_FILE = 4  # a file or folder the command must write cannot be used
+
+
+class CommandError(Exception):
+    """A failure a command reports as one line on stderr, with its exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control and format characters (ESC of cursor moves and
+    OSC-8 links, bidi overrides, line breaks) shown as escapes, never interpreted."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -121,17 +146,21 @@ def _print_config_error(error: ConfigError, out: TextIO) -> None:
     where = f" in {error.file}" if error.file else ""
     print(f"svarstid: configuration error{where}:", file=out)
     for message in error.errors:
-        print(f"  {message}", file=out)
+        print(f"  {printable(message)}", file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = _handlers()[_command_name(args)]
+    name = _command_name(args)
+    handler = _handlers()[name]
     try:
         return handler(args)
     except ConfigError as error:
         _print_config_error(error, sys.stderr)
         return EXIT_CONFIG
+    except CommandError as error:
+        print(f"svarstid {name}: {printable(str(error))}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -176,4 +205,7 @@ def run_until_signalled(
 def format_time(value: datetime | None) -> str:
     if value is None:
         return "-"
-    return value.astimezone().strftime("%Y-%m-%d %H:%M")
+    try:
+        return value.astimezone().strftime("%Y-%m-%d %H:%M")
+    except OverflowError:  # a mail dated at the end of time has no local time
+        return value.strftime("%Y-%m-%d %H:%M %Z")

@@ -23,7 +23,7 @@ from monitor.adapters.sql import Store
 from monitor.adapters.systemd import Notifier
 from monitor.adapters.web import StatusPages
 from monitor.catalog import load_kommuner, load_optout, load_question_bank, load_targets
-from monitor.config import CalendarConfig, Config, MailAuth, read_secret
+from monitor.config import CalendarConfig, Config, ConfigError, MailAuth, read_secret
 from monitor.domain.calendar import OfficeCalendar, build_calendar
 from monitor.domain.outcome import OutcomeRules
 from monitor.domain.scheduling import Politeness
@@ -109,9 +109,18 @@ def _token_source(
 
 
 def database_url(config: Config) -> str:
-    """The database URL, with the password from database.password_file when one is set."""
+    """The database URL every command and the daemon use: ``database.url`` (after the
+    SVARSTID_DATABASE__* overrides) with the password from ``database.password_file``.
+
+    A password file that has become unreadable since validation is a ConfigError.
+    """
     section = config.database
-    password = read_secret(None, section.password_file)
+    try:
+        password = read_secret(None, section.password_file)
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        problem = f"cannot read {section.password_file}: {reason}"
+        raise ConfigError([f"database.password_file: {problem}"]) from None
     if password is None:
         return section.url
     return make_url(section.url).set(password=password).render_as_string(hide_password=False)

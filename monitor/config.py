@@ -48,6 +48,12 @@ Interval = tuple[time, time]
 WeekHours = tuple[tuple[Interval, ...], ...]  # 7 entries, Monday = 0
 
 _SECRET_KEY = re.compile(r"pass|pas+w|psw|pwd|secret|credential", re.IGNORECASE)
+# An unknown key is a typo or a key put at the wrong level: its value is not echoed when its
+# name merely looks like it could hold a secret (a wider net than for known keys).
+_SECRET_LOOKING_KEY = re.compile(
+    r"pass|pas+w|psw|pwd|secret|credential|token|key|auth|private|cert|cookie|session|salt|sign",
+    re.IGNORECASE,
+)
 _SHOW_MAX = 80
 _NOTHING = object()
 T = TypeVar("T")
@@ -113,8 +119,16 @@ def is_secret_path(loc: Sequence[str | int]) -> bool:
     return any(isinstance(part, str) and _SECRET_KEY.search(part) for part in loc)
 
 
-def line(loc: Sequence[str | int], problem: str, got: object = _NOTHING) -> str:
-    return f"{format_path(loc)}: {problem} (got {show(got, secret=is_secret_path(loc))})"
+def looks_secret(loc: Sequence[str | int]) -> bool:
+    """Whether a path that names no known key might still hold a secret (``api_token``)."""
+    return any(isinstance(part, str) and _SECRET_LOOKING_KEY.search(part) for part in loc)
+
+
+def line(
+    loc: Sequence[str | int], problem: str, got: object = _NOTHING, *, secret: bool = False
+) -> str:
+    masked = secret or is_secret_path(loc)
+    return f"{format_path(loc)}: {problem} (got {show(got, secret=masked)})"
 
 
 def fail(problem: str, got: object = _NOTHING, at: tuple[str | int, ...] = ()) -> Exception:
@@ -153,7 +167,8 @@ def _translate_one(details: Any, root: type[BaseModel]) -> str:
     if kind == "missing":
         return line(loc, "is required")
     if kind == "extra_forbidden":
-        return line(loc, _unknown_key_problem(root, loc), details["input"])
+        problem = _unknown_key_problem(root, loc)
+        return line(loc, problem, details["input"], secret=looks_secret(loc))
     problem = _BUILTIN_PROBLEMS.get(kind) or _lower_first(str(details["msg"]))
     return line(loc, problem, details["input"])
 
@@ -434,6 +449,18 @@ def check_existing_file(value: Any, info: ValidationInfo) -> Path:
     return path
 
 
+def check_secret_file(value: Any, info: ValidationInfo) -> Path:
+    """A file holding a secret: it must exist and read as UTF-8 text now, not at first use."""
+    path = check_existing_file(value, info)
+    try:
+        path.read_bytes().decode("utf-8")
+    except OSError as error:
+        raise fail(f"cannot read {path}: {error.strerror or error}", value) from None
+    except UnicodeDecodeError:
+        raise fail(f"{path} is not UTF-8 text", value) from None
+    return path
+
+
 def parse_time(text: str) -> time | None:
     found = re.fullmatch(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", text.strip())
     return time(int(found[1]), int(found[2])) if found else None
@@ -551,15 +578,33 @@ def check_database_url(value: Any, _info: ValidationInfo | None = None) -> str:
     try:
         url = make_url(text)
     except (ArgumentError, ValueError):
-        raise fail("not a database URL", _masked_url(text)) from None
+        raise fail("not a database URL", masked_url(text)) from None
     if url.drivername not in DATABASE_DRIVERS:
         problem = "must start with " + " or ".join(f"{name}://" for name in DATABASE_DRIVERS)
-        raise fail(problem, url.render_as_string(hide_password=True))
+        raise fail(problem, masked_url(text))
+    if "@" in (url.host or ""):
+        # make_url splits at the first '@', so the rest of the password became the host.
+        raise fail("write an '@' in the password as %40", masked_url(text))
     return text
 
 
-def _masked_url(text: str) -> str:
-    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", text)
+# asyncpg also takes the password from the query string.
+_QUERY_PASSWORD = re.compile(r"([?&](?:password|passwd|pwd)=)[^&#]*", re.IGNORECASE)
+
+
+def masked_url(text: str) -> str:
+    """A database URL with its password replaced by ``***``, whatever characters it holds.
+
+    The credentials run up to the LAST '@' (a parser would split at the first), so a raw
+    '@', '/', '?' or '#' in the password is masked as well; masking too much is harmless.
+    """
+    scheme, separator, rest = text.partition("://")
+    prefix = scheme + separator if separator else ""
+    rest = rest if separator else text
+    user, at, host = rest.rpartition("@")
+    if at and not user.startswith("/") and ":" in user:
+        rest = f"{user.split(':', 1)[0]}:***@{host}"
+    return prefix + _QUERY_PASSWORD.sub(r"\1***", rest)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -572,6 +617,7 @@ Port = Annotated[int, PlainValidator(whole_number(1, 65535))]
 Seconds = Annotated[float, PlainValidator(check_seconds)]
 Secret = Annotated[SecretStr | None, PlainValidator(check_secret)]
 OptionalFile = Annotated[Path | None, PlainValidator(_optional(check_existing_file))]
+SecretFile = Annotated[Path | None, PlainValidator(_optional(check_secret_file))]
 TimeRange = Annotated[Interval, PlainValidator(check_interval)]
 ClosedDate = Annotated[date, PlainValidator(check_date)]
 
@@ -692,7 +738,7 @@ class SmtpConfig(BaseModel):
     security: Annotated[SmtpSecurity, PlainValidator(one_of(SmtpSecurity))] = SmtpSecurity.STARTTLS
     username: OptionalText = None  # None = no AUTH
     password: Secret = None
-    password_file: OptionalFile = None
+    password_file: SecretFile = None
     timeout: Seconds = 30.0
     ca_file: OptionalFile = None
     auth: Annotated[MailAuth, PlainValidator(one_of(MailAuth))] = MailAuth.PASSWORD
@@ -723,7 +769,7 @@ class ImapConfig(BaseModel):
     security: Annotated[ImapSecurity, PlainValidator(one_of(ImapSecurity))] = ImapSecurity.TLS
     username: Text
     password: Secret = None
-    password_file: OptionalFile = None
+    password_file: SecretFile = None
     folder: Text = "INBOX"
     idle_renew_seconds: Annotated[
         int,
@@ -760,7 +806,7 @@ class DatabaseConfig(BaseModel):
     body_retention_days: Annotated[int, PlainValidator(whole_number(0))] = 90
     # The PostgreSQL password from a file (compose secrets, systemd credentials), so that
     # the URL itself holds none.
-    password_file: OptionalFile = None
+    password_file: SecretFile = None
 
     @model_validator(mode="after")
     def _password_file(self) -> DatabaseConfig:
@@ -929,12 +975,9 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[list[Override], list[str]
         if problem is None:
             overrides.append((path, _env_value(environ[name])))
         else:
-            errors.append(f"{name}: {problem} (got {show(environ[name], secret=_is_secret(path))})")
+            masked = show(environ[name], secret=looks_secret(path))
+            errors.append(f"{name}: {problem} (got {masked})")
     return overrides, errors
-
-
-def _is_secret(path: Sequence[str]) -> bool:
-    return is_secret_path(path)
 
 
 def _env_path_problem(path: Sequence[str]) -> str | None:

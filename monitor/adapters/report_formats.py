@@ -67,8 +67,10 @@ def _stats_record(stats: GroupStats) -> dict[str, Any]:
     }
 
 
-def row_record(row: ReportRow) -> dict[str, Any]:
+def row_record(row: ReportRow, level: str = "group") -> dict[str, Any]:
+    """``level`` is ``group`` for a group's row, ``total`` for the row over every target."""
     return {
+        "level": level,
         "key": row.key,
         "name": row.name,
         "kommunkod": row.kommunkod,
@@ -92,7 +94,7 @@ def report_record(report: Report) -> dict[str, Any]:
         "low_confidence_below": report.min_probes,
         "months": list(report.months),
         "rows": [row_record(row) for row in report.rows],
-        "total": row_record(report.total),
+        "total": row_record(report.total, "total"),
     }
 
 
@@ -219,7 +221,7 @@ def _cells(report: Report, row: ReportRow, rank_text: str | None = None) -> list
     if report.grouping.kind is GroupKind.TARGET and row is not report.total:
         first = [row.name, row.kommunkod or "-", row.county or "-"]
     elif report.grouping.kind is GroupKind.TARGET:
-        first = [row.name, "", ""]
+        first = [row.name, "", row.county or ""]  # the total: no kommunkod, a shared county
     else:
         first = [row.name, str(row.targets)]
     rank = rank_text if rank_text is not None else (str(row.rank) if row.rank else "-")

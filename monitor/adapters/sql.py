@@ -178,6 +178,11 @@ class Store:
                 return
             await conn.run_sync(_run_alembic_upgrade)
 
+    async def schema_revision(self) -> str | None:
+        """The migration the database is at (None: no svarstid schema); changes nothing."""
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(_stored_revision)
+
     async def close(self) -> None:
         try:
             if self._engine.dialect.name == "sqlite":

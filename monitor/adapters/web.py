@@ -16,7 +16,7 @@ import base64
 import hashlib
 import html
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -141,7 +141,12 @@ def esc(value: object) -> str:
 
 
 def local_time(at: datetime | None, zone: ZoneInfo = STOCKHOLM) -> str:
-    return "–" if at is None else at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    if at is None:
+        return "–"
+    try:
+        return at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    except OverflowError:  # a mail's date at the end of time has no local time: show UTC
+        return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def share_text(share: Proportion) -> str:

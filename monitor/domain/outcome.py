@@ -3,7 +3,8 @@
 The rules, in the order they are applied:
 
 1. A probe whose send failed (or whose send time is unknown) is NOT_MEASURABLE.
-2. Messages received before the probe was sent are never counted.
+2. Messages received before the probe was sent are never counted, nor those dated more
+   than ``REPLY_HORIZON`` (years) after it: such a date is broken, not a reply time.
 3. The first human answer (a HUMAN message with new text) answers the probe: ANSWERED, with
    its wall time and working time from the send. Working time runs on the target's office
    calendar, so a probe sent outside office hours starts its clock at the next opening.
@@ -33,6 +34,7 @@ from monitor.domain.model import MessageKind, ObservedMessage, OutcomeState, Pro
 from monitor.domain.worktime import (
     WORKING_DAY_SECONDS,
     next_opening,
+    within_horizon,
     working_days_between,
     working_days_deadline,
     working_seconds,
@@ -102,7 +104,11 @@ def _received_since(
     if sent_at is None:
         return tuple(ordered)
     sent = sent_at.timestamp()
-    return tuple(message for message in ordered if message.received_at.timestamp() >= sent)
+    return tuple(
+        message
+        for message in ordered
+        if message.received_at.timestamp() >= sent and within_horizon(sent_at, message.received_at)
+    )
 
 
 def _not_sent(

@@ -23,6 +23,10 @@ _YEAR = re.compile(r"(\d{4})")
 _QUARTER = re.compile(r"(\d{4})-[Qq]([1-4])")
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 PERIOD_FORMS = "YYYY, YYYY-Qn or YYYY-MM"
+# The days a report can cover, its previous period included: no probe predates 1970, and
+# the last representable days have no next midnight or UTC instant to bound them with.
+FIRST_REPORT_DAY = date(1970, 1, 1)
+LAST_REPORT_DAY = date(9998, 12, 31)
 
 
 class PeriodKind(StrEnum):
@@ -41,9 +45,9 @@ class Period:
     @property
     def label(self) -> str:
         if self.kind is PeriodKind.YEAR:
-            return f"{self.first_day.year}"
+            return f"{self.first_day.year:04d}"
         if self.kind is PeriodKind.QUARTER:
-            return f"{self.first_day.year}-Q{(self.first_day.month - 1) // 3 + 1}"
+            return f"{self.first_day.year:04d}-Q{(self.first_day.month - 1) // 3 + 1}"
         if self.kind is PeriodKind.MONTH:
             return f"{self.first_day:%Y-%m}"
         return f"{self.first_day.isoformat()}..{self.last_day.isoformat()}"
@@ -140,12 +144,26 @@ def choose_period(
     if period is not None and (first is not None or last is not None):
         raise ValueError("give either --period or --from/--to, not both")
     if period is not None:
-        return parse_period(period)
+        return reportable(parse_period(period))
     if first is None and last is None:
         return year(today.year)
     last_day = parse_day(last) if last is not None else today
     first_day = parse_day(first) if first is not None else date(last_day.year, 1, 1)
-    return date_range(first_day, last_day)
+    return reportable(date_range(first_day, last_day))
+
+
+def reportable(period: Period) -> Period:
+    """``period`` when it and its previous period lie within the days a report can cover."""
+    try:
+        first = period.previous().first_day
+    except (ValueError, OverflowError):
+        first = date.min
+    if first < FIRST_REPORT_DAY or period.last_day > LAST_REPORT_DAY:
+        raise ValueError(
+            f"period {period.label} is out of range: a report covers {FIRST_REPORT_DAY} to "
+            f"{LAST_REPORT_DAY}, the previous period included"
+        )
+    return period
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:

@@ -36,6 +36,9 @@ from monitor.domain.worktime import (
 )
 
 ALL_KEY = "all"
+# The row over every target says what it is: it is no municipality, so it has no kommunkod.
+TOTAL_KEY = "total"
+TOTAL_NAME = "Alla"
 NO_COUNTY = "(no county)"
 _ANSWERED = OutcomeState.ANSWERED
 _FINAL = OutcomeState.UNANSWERED_FINAL
@@ -434,7 +437,7 @@ def build_report(given: ReportInput) -> Report:
     ranks = rank([row.stats for row in rows])
     rows = [replace(row, rank=ranks.get(row.key)) for row in rows]
     rows.sort(key=lambda row: (row.rank is None, row.rank or 0, row.key))
-    total = _row(given, ALL_KEY, list(given.targets), months)
+    total = _total_row(given, months)
     return Report(
         period=given.period,
         previous_period=given.previous_period,
@@ -442,7 +445,7 @@ def build_report(given: ReportInput) -> Report:
         as_of=given.as_of,
         months=tuple(month.label for month in given.period.months()),
         rows=tuple(rows),
-        total=replace(total, rank=None),
+        total=total,
         min_probes=given.min_probes,
     )
 
@@ -463,7 +466,7 @@ def _row(given: ReportInput, key: str, targets: Sequence[Target], months: int) -
     single = targets[0] if given.grouping.kind is GroupKind.TARGET else None
     return ReportRow(
         key=key,
-        name=single.name if single is not None else key,
+        name=single.name if single is not None else _group_name(key),
         kommunkod=single.kommunkod if single is not None else None,
         county=single.county if single is not None else _common_county(targets),
         targets=len(targets),
@@ -473,6 +476,17 @@ def _row(given: ReportInput, key: str, targets: Sequence[Target], months: int) -
         change_pp=_change_pp(stats, previous),
         monthly=_monthly(now),
     )
+
+
+def _total_row(given: ReportInput, months: int) -> ReportRow:
+    """Every target together, labelled as such: a county only when all members share it."""
+    targets = list(given.targets)
+    row = _row(replace(given, grouping=Grouping(GroupKind.ALL)), TOTAL_KEY, targets, months)
+    return replace(row, name=TOTAL_NAME, kommunkod=None, county=_common_county(targets))
+
+
+def _group_name(key: str) -> str:
+    return TOTAL_NAME if key == ALL_KEY else key
 
 
 def _monthly(tally: Tally) -> tuple[float | None, ...]:

@@ -27,6 +27,17 @@ WORKING_DAY_SECONDS = 9 * 3600  # KKiK: one working day = 9 office hours
 # still hide every opening for a while; beyond this a search is a configuration error.
 _SEARCH_LIMIT_DAYS = 3660
 _ONE_DAY = timedelta(days=1)
+# No answer comes years after its question: a message dated further than this from its probe
+# has a broken date (a header, a server clock), a defect to report, not a time to measure.
+REPLY_HORIZON = timedelta(days=3 * 366)
+# Working time is never summed over more than this: each year costs a table of its days, so
+# an absurd span (year 9000) would be seconds of work, and the last years overflow.
+MAX_SPAN = timedelta(days=50 * 366)
+
+
+class SpanTooLong(ValueError):
+    """A span of working time longer than MAX_SPAN was asked for."""
+
 
 Span = tuple[float, float]  # [opening, closing) as POSIX seconds
 
@@ -62,11 +73,17 @@ def next_opening(cal: OfficeCalendar, at: datetime) -> datetime:
     raise ValueError(f"calendar {cal.name!r} has no opening within {_SEARCH_LIMIT_DAYS} days")
 
 
+def within_horizon(start: datetime, end: datetime, horizon: timedelta = REPLY_HORIZON) -> bool:
+    """Whether ``end`` lies at most ``horizon`` after ``start`` (any time before is within)."""
+    return _timestamp(end) - _timestamp(start) <= horizon.total_seconds()
+
+
 def working_seconds(cal: OfficeCalendar, start: datetime, end: datetime) -> float:
-    """Office seconds in [start, end); 0 when end <= start."""
+    """Office seconds in [start, end); 0 when end <= start; SpanTooLong beyond MAX_SPAN."""
     begin, finish = _timestamp(start), _timestamp(end)
     if finish <= begin:
         return 0.0
+    _require_bounded(begin, finish)
     first, last = _local_date(cal, start), _local_date(cal, end)
     if first == last:
         return _overlap(_spans(cal, first), begin, finish)
@@ -106,6 +123,7 @@ def working_days_between(cal: OfficeCalendar, start: datetime, end: datetime) ->
     """
     if _timestamp(end) <= _timestamp(start):
         return 0
+    _require_bounded(_timestamp(start), _timestamp(end))
     first, last = _first_whole_day(cal, start), _last_whole_day(cal, end)
     if last < first:
         return 0
@@ -132,6 +150,12 @@ def working_days_deadline(cal: OfficeCalendar, start: datetime, days: int) -> da
             return _instant(cal, spans[-1][1])
         day += _ONE_DAY
     raise ValueError(f"calendar {cal.name!r} has too few working days to reach {days}")
+
+
+def _require_bounded(begin: float, finish: float) -> None:
+    if finish - begin > MAX_SPAN.total_seconds():
+        days = (finish - begin) / 86400
+        raise SpanTooLong(f"a span of {days:.0f} days is beyond {MAX_SPAN.days} days")
 
 
 def _timestamp(at: datetime) -> float:

@@ -24,7 +24,7 @@ from monitor.domain.mailparse import parse_message
 from monitor.domain.matching import ProbeIndex, match_message
 from monitor.domain.model import MessageKind, ProbeCandidate
 from monitor.domain.newtext import has_new_text
-from monitor.domain.worktime import WORKING_DAY_SECONDS, working_seconds
+from monitor.domain.worktime import WORKING_DAY_SECONDS, within_horizon, working_seconds
 
 PROBE_KEYS = (
     "token",
@@ -38,6 +38,8 @@ PROBE_KEYS = (
 # Arrival unknown (no Received, no Date): no probe can be ruled out as sent later, and
 # the time-window methods (subject, sender) cannot apply.
 _UNKNOWN_ARRIVAL = datetime.max.replace(tzinfo=UTC)
+
+DATE_BEYOND_HORIZON = "date-beyond-horizon"
 
 EXIT_OK = 0
 EXIT_UNREADABLE_MESSAGE = 1
@@ -100,9 +102,12 @@ def inspect_file(
         "defects": list(msg.defects),
     }
     if probe is not None and received_at is not None:
-        seconds = working_seconds(cal or swedish_default_calendar(), probe.sent_at, received_at)
-        report["working_seconds"] = seconds
-        report["within_one_working_day"] = seconds <= WORKING_DAY_SECONDS
+        if within_horizon(probe.sent_at, received_at):
+            seconds = working_seconds(cal or swedish_default_calendar(), probe.sent_at, received_at)
+            report["working_seconds"] = seconds
+            report["within_one_working_day"] = seconds <= WORKING_DAY_SECONDS
+        else:  # a date years after the probe is broken: reported, not measured
+            report["defects"] = [*msg.defects, DATE_BEYOND_HORIZON]
     return report
 
 
@@ -138,6 +143,11 @@ def run_inspect(
             print(f"svarstid inspect: cannot read {path}: {error.strerror or error}", file=errors)
             status = EXIT_UNREADABLE_MESSAGE
             continue
+        except (ValueError, OverflowError) as error:  # one bad file never hides the others
+            reason = f"{type(error).__name__}: {error}"
+            print(f"svarstid inspect: cannot inspect {path}: {reason}", file=errors)
+            status = EXIT_UNREADABLE_MESSAGE
+            continue
         if as_json:
             print(json.dumps(report, ensure_ascii=False), file=out)
         reports.append(report)
@@ -163,7 +173,7 @@ _COLUMNS = (
 def format_table(reports: Sequence[dict[str, object]]) -> str:
     """An aligned plain-text table, one row per report; '-' for no value."""
     rows = [[title for _, title in _COLUMNS]]
-    rows += [[_cell(report, key) for key, _ in _COLUMNS] for report in reports]
+    rows += [[_printable(_cell(report, key)) for key, _ in _COLUMNS] for report in reports]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
     return "".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -184,3 +194,10 @@ def _cell(report: dict[str, object], key: str) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
+
+
+def _printable(text: str) -> str:
+    """Mail data made terminal-safe: control and format characters shown escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)

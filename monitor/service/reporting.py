@@ -172,10 +172,7 @@ async def report_text(
     now: datetime,
     progress: Progress | None = None,
 ) -> str:
-    """Migrate if needed, build the report, render it; the store is closed afterwards."""
-    try:
-        await store.upgrade()
-        report = await make_report(store, world, options.request, now=now, progress=progress)
-    finally:
-        await store.close()
+    """Build the report and render it. Reads only: the caller checks the schema first and
+    closes the store."""
+    report = await make_report(store, world, options.request, now=now, progress=progress)
     return render(report, options.form)

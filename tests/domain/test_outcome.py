@@ -354,3 +354,23 @@ def test_naive_datetimes_are_a_bug(arguments: dict[str, Any]) -> None:
 def test_outcome_is_the_same_when_recomputed() -> None:
     messages = [msg("oof", AUTO, at(2026, 3, 2, 10, 1)), msg("a", HUMAN, at(2026, 3, 3, 9))]
     assert outcome(messages) == outcome(list(reversed(messages)))
+
+
+@pytest.mark.parametrize(
+    ("received", "counted"),
+    [
+        (at(2026, 3, 3, 9), True),
+        (at(2028, 3, 1, 9), True),  # two years late is late, not broken
+        (at(2031, 3, 3, 9), False),  # beyond the reply horizon: a broken date
+        (datetime(9000, 1, 1, tzinfo=UTC), False),
+        (datetime(9999, 12, 31, 23, 59, tzinfo=UTC), False),
+    ],
+)
+def test_a_reply_dated_beyond_the_reply_horizon_is_not_counted_and_costs_nothing(
+    received: datetime, counted: bool
+) -> None:
+    result = outcome([msg("h", HUMAN, received)], now=at(2032, 1, 1, 12))
+    assert (result.state is OutcomeState.ANSWERED) is counted
+    assert result.message_keys == (("h",) if counted else ())
+    if not counted:
+        assert result.state is OutcomeState.UNANSWERED_FINAL

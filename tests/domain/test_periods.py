@@ -118,3 +118,41 @@ def test_contradictory_or_malformed_period_choice_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         choose_period(period=period, first=first, last=last, today=date(2026, 11, 22))
+
+
+@pytest.mark.parametrize(
+    ("period", "first", "last"),
+    [
+        ("0001", None, None),
+        ("0000", None, None),
+        ("1970", None, None),  # its previous year is 1969
+        ("1970-01", None, None),
+        ("9999", None, None),
+        ("9999-12", None, None),
+        (None, "0001-01-01", "0001-01-31"),
+        (None, "9998-12-01", "9999-01-01"),
+        (None, "1970-01-01", None),
+    ],
+)
+def test_period_outside_the_reportable_days_is_refused_with_one_message(
+    period: str | None, first: str | None, last: str | None
+) -> None:
+    with pytest.raises(ValueError, match=r"out of range|year 0"):
+        choose_period(period=period, first=first, last=last, today=date(2026, 11, 22))
+
+
+@pytest.mark.parametrize(
+    ("period", "first", "last"),
+    [
+        ("1971", None, None),
+        ("1970-02", None, None),
+        ("9998", None, None),
+        (None, "1970-02-01", "1970-02-28"),
+    ],
+)
+def test_period_at_the_edge_of_the_reportable_days_is_accepted(
+    period: str | None, first: str | None, last: str | None
+) -> None:
+    chosen = choose_period(period=period, first=first, last=last, today=date(2026, 11, 22))
+    assert chosen.bounds(STOCKHOLM)[0] < chosen.bounds(STOCKHOLM)[1]
+    assert chosen.previous().first_day >= date(1970, 1, 1)

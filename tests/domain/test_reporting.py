@@ -193,6 +193,39 @@ def test_report_ranks_groups_compares_with_before_and_totals_everything() -> Non
     assert all(row.stats.low_confidence for row in report.rows)
 
 
+@pytest.mark.parametrize(
+    ("grouping", "targets", "county"),
+    [
+        (Grouping(GroupKind.TARGET), [LUND, YSTAD, NOWHERE], None),
+        (Grouping(GroupKind.TARGET), [LUND, YSTAD], "Skåne län"),
+        (Grouping(GroupKind.TARGET), [LUND], "Skåne län"),
+        (Grouping(GroupKind.COUNTY), [LUND, YSTAD], "Skåne län"),
+        (Grouping(GroupKind.TAG, "storstad"), [LUND, NOWHERE], None),
+        (Grouping(GroupKind.ALL), [NOWHERE], None),
+        (Grouping(GroupKind.TARGET), [], None),
+    ],
+)
+def test_total_row_is_alla_with_no_kommunkod_and_a_county_only_when_all_share_it(
+    grouping: Grouping, targets: list[Target], county: str | None
+) -> None:
+    period = parse_period("2026-09")
+    report = build_report(
+        ReportInput(
+            period=period,
+            previous_period=period.previous(),
+            grouping=grouping,
+            targets=targets,
+            current=tallies([answered("a", "lund", 2)], 1),
+            before={},
+            as_of=NOW,
+            min_probes=5,
+        )
+    )
+    total = report.total
+    assert (total.key, total.name, total.kommunkod, total.county) == ("total", "Alla", None, county)
+    assert (total.rank, total.targets) == (None, len(targets))
+
+
 def test_report_by_county_gives_one_row_per_county_with_its_targets() -> None:
     period = parse_period("2026-09")
     report = build_report(

@@ -7,11 +7,15 @@ from hypothesis import strategies as st
 
 from monitor.domain.calendar import OfficeCalendar, build_calendar, swedish_default_calendar
 from monitor.domain.worktime import (
+    MAX_SPAN,
+    REPLY_HORIZON,
     WORKING_DAY_SECONDS,
+    SpanTooLong,
     add_working_seconds,
     is_open,
     is_working_day,
     next_opening,
+    within_horizon,
     working_days_between,
     working_days_deadline,
     working_seconds,
@@ -425,3 +429,57 @@ def test_working_seconds_adds_up_over_consecutive_spans(
     whole = working_seconds(cal, start, end)
     parts = working_seconds(cal, start, middle) + working_seconds(cal, middle, end)
     assert whole == pytest.approx(parts, abs=1e-6)
+
+
+# --- bounded spans: a date years away is a defect, never a long computation ---------------
+
+SENT = datetime(2026, 3, 2, 10, tzinfo=STOCKHOLM)
+END_OF_TIME = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("end", "within"),
+    [
+        (SENT - timedelta(days=400), True),  # before the send: not this rule's concern
+        (SENT, True),
+        (SENT + timedelta(days=30), True),
+        (SENT + REPLY_HORIZON, True),
+        (SENT + REPLY_HORIZON + timedelta(seconds=1), False),
+        (datetime(2100, 1, 1, tzinfo=UTC), False),
+        (datetime(9000, 1, 1, tzinfo=UTC), False),
+        (END_OF_TIME, False),
+    ],
+)
+def test_a_date_more_than_the_reply_horizon_after_the_send_is_outside_it(
+    end: datetime, within: bool
+) -> None:
+    assert within_horizon(SENT, end) is within
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        SENT + MAX_SPAN + timedelta(days=1),
+        datetime(9000, 1, 1, tzinfo=UTC),
+        END_OF_TIME,  # its local date is in year 10000
+    ],
+)
+def test_working_time_over_more_than_the_maximum_span_is_refused_not_computed(
+    end: datetime,
+) -> None:
+    with pytest.raises(SpanTooLong, match="beyond"):
+        working_seconds(SE, SENT, end)
+    with pytest.raises(SpanTooLong, match="beyond"):
+        working_days_between(SE, SENT, end)
+
+
+@pytest.mark.parametrize(
+    ("end", "days"),
+    [
+        (SENT + timedelta(days=366), 250),  # a year: about 250 Swedish working days
+        (SENT + MAX_SPAN - timedelta(days=1), 12_800),  # just within: still computed
+    ],
+)
+def test_working_time_within_the_maximum_span_is_computed(end: datetime, days: int) -> None:
+    assert working_days_between(SE, SENT, end) == pytest.approx(days, rel=0.02)
+    assert working_seconds(SE, SENT, end) > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from datetime import date, time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from monitor.config import (
     SmtpSecurity,
     default_config_path,
     load_config,
+    masked_url,
     read_secret,
 )
 
@@ -649,3 +651,118 @@ def test_shipped_example_config_names_every_key_of_the_schema() -> None:
         section = field.annotation
         if isinstance(section, type) and hasattr(section, "model_fields"):
             assert set(raw[name]) == set(section.model_fields), name
+
+
+# A password with the characters that break naive URL masking: '/', a raw '@', '?', '#'.
+PIECES = ("Se", "cr3t", "PW", "Hem", "lig")
+AWKWARD_PASSWORDS = ["Se/cr3tPW", "Se@cr3t@PW", "Se/cr3t@PW", "Se?cr3t#PW", "Hem:lig/Se"]
+
+
+FAILING_URL_TEMPLATES = [
+    "postgresql+asyncpg://u:{password}@db.example.se:port/x",  # a bad port
+    "postgresql://u:{password}@db.example.se/x",  # a driver we do not use
+    "mysql://u:{password}@db.example.se/x",
+    "u:{password}@db.example.se",  # no scheme at all
+]
+BAD_URLS = [
+    *(t.format(password=p) for t in FAILING_URL_TEMPLATES for p in AWKWARD_PASSWORDS),
+    # A raw '@' in the password of an otherwise valid URL.
+    *(f"postgresql+asyncpg://u:{p}@db.example.se/x" for p in AWKWARD_PASSWORDS if "@" in p),
+]
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_a_database_url_error_never_shows_any_part_of_the_password(
+    tmp_path: Path, url: str
+) -> None:
+    errors = config_errors(tmp_path, MINIMAL, {"SVARSTID_DATABASE__URL": url})
+    assert errors and all(error.startswith("database.url: ") for error in errors)
+    assert not any(piece in error for error in errors for piece in PIECES), errors
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+asyncpg://u:Se/cr3tPW@h/db", "postgresql+asyncpg://u:***@h/db"),
+        ("mysql://u:p@ss@h:5432/db", "mysql://u:***@h:5432/db"),
+        ("postgresql+asyncpg://:pw@h/db", "postgresql+asyncpg://:***@h/db"),
+        (
+            "postgresql+asyncpg://h/db?password=pw&ssl=on",
+            "postgresql+asyncpg://h/db?password=***&ssl=on",
+        ),
+        ("u:pw@h", "u:***@h"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("sqlite+aiosqlite:////srv/a:b@c/x.db", "sqlite+aiosqlite:////srv/a:b@c/x.db"),
+    ],
+)
+def test_masked_url_hides_the_password_in_every_url_form(url: str, shown: str) -> None:
+    assert masked_url(url) == shown
+
+
+def test_a_raw_at_sign_in_a_database_password_is_an_error_saying_how_to_write_it(
+    tmp_path: Path,
+) -> None:
+    url = "postgresql+asyncpg://u:p@ss@db.example.se/x"
+    assert config_errors(tmp_path, with_changes({"database.url": url})) == [
+        "database.url: write an '@' in the password as %40 (got 'postgresql+asyncpg://u:***@db.example.se/x')"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "environ", "key"),
+    [
+        ({"database.api_token": SECRET}, {}, "database.api_token"),
+        ({"smtp.private_key": SECRET}, {}, "smtp.private_key"),
+        ({"imap.auth_secrt": SECRET}, {}, "imap.auth_secrt"),
+        ({"webhook_token": SECRET}, {}, "webhook_token"),
+        ({}, {"SVARSTID_DATABASE__API_TOKEN": SECRET}, "SVARSTID_DATABASE__API_TOKEN"),
+        ({}, {"SVARSTID_SMTP__APIKEY": SECRET}, "SVARSTID_SMTP__APIKEY"),
+    ],
+)
+def test_an_unknown_key_that_looks_like_a_secret_is_named_but_its_value_not_shown(
+    tmp_path: Path, changes: dict[str, Any], environ: dict[str, str], key: str
+) -> None:
+    errors = config_errors(tmp_path, with_changes(changes), environ)
+    assert len(errors) == 1 and errors[0].startswith(f"{key}: ")
+    assert errors[0].endswith("(got '***')")
+
+
+def test_an_unknown_key_with_a_plain_name_still_shows_its_value(tmp_path: Path) -> None:
+    assert config_errors(tmp_path, with_changes({"smtp.hots": "smtp.example.se"})) == [
+        "smtp.hots: unknown key, did you mean 'host'? (got 'smtp.example.se')"
+    ]
+
+
+@pytest.mark.parametrize("section", ["smtp", "imap", "database"])
+def test_a_password_file_that_is_not_utf8_is_a_config_error_naming_the_key(
+    tmp_path: Path, section: str
+) -> None:
+    (tmp_path / "pw.txt").write_bytes(b"\xff\xfe hemligt \xe9")
+    changes = _password_file_changes(section)
+    errors = config_errors(tmp_path, with_changes(changes))
+    assert errors == [
+        f"{section}.password_file: {tmp_path / 'pw.txt'} is not UTF-8 text (got '***')"
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+@pytest.mark.parametrize("section", ["smtp", "imap", "database"])
+def test_an_unreadable_password_file_is_a_config_error_naming_the_key(
+    tmp_path: Path, section: str
+) -> None:
+    file = tmp_path / "pw.txt"
+    file.write_text(SECRET)
+    file.chmod(0)
+    errors = config_errors(tmp_path, with_changes(_password_file_changes(section)))
+    assert errors == [f"{section}.password_file: cannot read {file}: Permission denied (got '***')"]
+
+
+def _password_file_changes(section: str) -> dict[str, Any]:
+    if section == "database":
+        return {
+            "database.url": "postgresql+asyncpg://u@db.example.se/x",
+            "database.password_file": "pw.txt",
+        }
+    if section == "imap":
+        return {"imap.password": DELETE, "imap.password_file": "pw.txt"}
+    return {"smtp.username": "u", "smtp.password_file": "pw.txt"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,46 @@ def test_probes_json_keys_become_probe_candidates() -> None:
     assert first.target_id == first.target_address == "kommun@vaxjo.se"
     assert first.sent_at.utcoffset() is not None
     assert first.message_id == "<probe.q7m2xk4pna@kontroll.example.org>"
+
+
+def with_dates(source: Path, target: Path, year: int, *, offset: str = "+0100") -> Path:
+    """``source`` with every date header moved to ``year`` (same day, hour and offset)."""
+    text = source.read_text(encoding="utf-8")
+    text = re.sub(
+        r"\b(\d{1,2} \w{3}) 20\d\d (\d\d:\d\d:\d\d) [+-]\d{4}", rf"\1 {year} \2 {offset}", text
+    )
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+@pytest.mark.parametrize(("year", "offset"), [(9999, "-0100"), (9999, "+0100"), (9000, "+0100")])
+def test_a_mail_dated_far_in_the_future_is_reported_as_such_and_the_others_still_inspected(
+    tmp_path: Path, year: int, offset: str
+) -> None:
+    good = SAMPLES / "auto-reply-token-address.eml"
+    future = with_dates(good, tmp_path / "framtid.eml", year, offset=offset)
+    code, out, err = run([future, good])
+    reports = json_lines(out)
+    assert list(reports) == ["framtid.eml", "auto-reply-token-address.eml"]
+    assert reports["framtid.eml"]["probe_token"] == "q7m2xk4pna"
+    assert reports["framtid.eml"]["working_seconds"] is None
+    assert "date-beyond-horizon" in reports["framtid.eml"]["defects"]
+    assert reports["auto-reply-token-address.eml"]["working_seconds"] == 70.0
+    assert (code, err) == (EXIT_OK, "")
+
+
+def test_a_mail_a_year_late_is_still_timed(tmp_path: Path) -> None:
+    late = with_dates(SAMPLES / "auto-reply-token-address.eml", tmp_path / "sen.eml", 2026)
+    report = inspect_file(late, load_probes_json(PROBES))
+    assert isinstance(report["working_seconds"], float) and report["working_seconds"] > 0
+    assert "date-beyond-horizon" not in report["defects"]  # type: ignore[operator]
+
+
+def test_table_mode_shows_control_characters_escaped(tmp_path: Path) -> None:
+    source = SAMPLES / "human-subject-with-ticket-tag-to-base-address.eml"
+    hostile = tmp_path / "svar\x1b]8;;x\x1b\\länk\x1b[2J.eml"
+    hostile.write_bytes(source.read_bytes())
+    code, out, _err = run([hostile], as_json=False)
+    assert code == EXIT_OK
+    assert "\x1b" not in out
+    assert "svar\\u001b]8;;x\\u001b\\länk\\u001b[2J.eml" in out

@@ -1,6 +1,6 @@
 """The report's settled counts on PostgreSQL (grouped in SQL) equal SQLite's (grouped in Python).
 
-Same seed as tests/fast/test_report_command.py, written through the Store to both databases.
+The seed of the report tests (tests/fast/report_seed.py), written through the Store to both.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 
 def _seed_module() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "fast" / "test_report_command.py"
+    path = Path(__file__).resolve().parents[1] / "fast" / "report_seed.py"
     if str(path.parent) not in sys.path:  # its shared helpers, as pytest finds them there
         sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location("svarstid_report_seed", path)
