@@ -24,6 +24,7 @@ from monitor.composition import Application, build, database_url, load_world, ut
 from monitor.config import Config
 from monitor.domain.model import ProbeRecord, Target
 from monitor.domain.scheduling import Blocked, BlockReason, SendDecision, explain, next_send_time
+from monitor.interfaces.web.access_setup import warn_if_exposed
 from monitor.service.context import World
 from monitor.service.probing import HISTORY_SPAN
 
@@ -35,6 +36,7 @@ def _configure_logs(config: Config) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load(args)
     _configure_logs(config)
+    warn_if_exposed(config)
     app = build(config)
 
     async def main(stop: asyncio.Event) -> int:
