@@ -26,18 +26,21 @@ Handlers read ``current_user(request)``: the signed-in user, ``PUBLIC`` on an op
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
 import html
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import aiohttp_session
-from aiohttp import BasicAuth, hdrs, web
-from aiohttp.typedefs import Handler
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler, Middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
@@ -69,6 +72,8 @@ _USER_KEY = "svarstid.user"
 _CSRF_KEY = "svarstid.csrf"
 _SESSION_USER = "user"
 _SESSION_CSRF = "csrf"
+_SESSION_ID = "sid"
+_MOST_SESSIONS = 10_000
 LOGIN_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'"
@@ -198,7 +203,7 @@ def install_auth(
     if _GATE in app:
         raise RuntimeError("install_auth: already installed")
     authenticator = Authenticator(accounts, settings, passwords or Passwords(), clock)
-    gate = Gate(authenticator, settings)
+    gate = Gate(authenticator, settings, LiveSessions(settings.session_max_age, clock))
     app[_GATE] = gate
     key = settings.session_key or Fernet.generate_key()
     storage = EncryptedCookieStorage(
@@ -211,7 +216,7 @@ def install_auth(
         samesite="Strict",
     )
     aiohttp_session.setup(app, storage)
-    app.middlewares.append(gate.middleware)
+    app.middlewares.append(_middleware(gate))
     app.router.add_get(LOGIN_PATH, gate.login_page)
     app.router.add_post(LOGIN_PATH, gate.login)
     app.router.add_post(LOGOUT_PATH, gate.logout)
@@ -224,11 +229,14 @@ def install_auth(
 class Gate:
     """The middleware and the login handlers over one Authenticator."""
 
-    def __init__(self, authenticator: Authenticator, settings: AuthSettings) -> None:
+    def __init__(
+        self, authenticator: Authenticator, settings: AuthSettings, live: LiveSessions
+    ) -> None:
         self._auth = authenticator
         self._settings = settings
+        self._live = live
 
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self._is_open(request):
             return await handler(request)
         user = await self._session_user(request)
@@ -266,6 +274,8 @@ class Gate:
 
     async def _session_user(self, request: web.Request) -> User | None:
         session = await aiohttp_session.get_session(request)
+        if not self._live.alive(session.get(_SESSION_ID)):
+            return None
         user = self._auth.user(session.get(_SESSION_USER))
         if user is not None:
             request[_CSRF_KEY] = session.get(_SESSION_CSRF)
@@ -275,11 +285,10 @@ class Gate:
         header = request.headers.get(hdrs.AUTHORIZATION)
         if not header:
             return None
-        try:
-            credentials = BasicAuth.decode(header)
-        except ValueError:
+        credentials = basic_credentials(header)
+        if credentials is None:
             return _unauthorized(request)
-        verdict = await self._auth.check(credentials.login, credentials.password, request.remote)
+        verdict = await self._auth.check(*credentials, request.remote)
         if verdict.retry_after > 0:
             log.warning("basic auth throttled for %s", request.remote)
             return _too_many(verdict.retry_after, json=True)
@@ -312,7 +321,7 @@ class Gate:
     async def login_page(self, request: web.Request) -> web.StreamResponse:
         session = await aiohttp_session.get_session(request)
         next_path = safe_next(request.query.get("next"))
-        if self._auth.user(session.get(_SESSION_USER)) is not None:
+        if await self._session_user(request) is not None:
             return web.Response(status=303, headers={hdrs.LOCATION: next_path})
         return _login_response(_session_csrf(session), next_path)
 
@@ -333,6 +342,7 @@ class Gate:
             log.warning("login failed from %s", request.remote)
             return _login_response(expected, next_path, "Wrong name or password.")
         session = await aiohttp_session.new_session(request)
+        session[_SESSION_ID] = self._live.start()
         session[_SESSION_USER] = verdict.user.name
         session[_SESSION_CSRF] = secrets.token_urlsafe(32)
         log.info("login: %s from %s", verdict.user.name, request.remote)
@@ -342,13 +352,58 @@ class Gate:
         # Reached only through the middleware: signed in, with a valid CSRF token.
         session = await aiohttp_session.get_session(request)
         user = signed_in_user(request)
+        self._live.end(session.get(_SESSION_ID))
         session.invalidate()
         if user is not None:
             log.info("logout: %s", user.name)
         return web.Response(status=303, headers={hdrs.LOCATION: LOGIN_PATH})
 
 
+class LiveSessions:
+    """Which signed-in sessions are still on: a logout ends one even if its cookie is replayed.
+
+    Kept in memory; a restart ends every session (the cookie key is new then anyway). At
+    most ``limit`` are kept, the oldest dropped first.
+    """
+
+    def __init__(
+        self, max_age: float, clock: Callable[[], float], limit: int = _MOST_SESSIONS
+    ) -> None:
+        self._max_age = max_age
+        self._clock = clock
+        self._limit = limit
+        self._ends: OrderedDict[str, float] = OrderedDict()
+
+    def start(self) -> str:
+        now = self._clock()
+        while self._ends and (
+            len(self._ends) >= self._limit or next(iter(self._ends.values())) <= now
+        ):
+            self._ends.popitem(last=False)
+        session_id = secrets.token_urlsafe(24)
+        self._ends[session_id] = now + self._max_age
+        return session_id
+
+    def alive(self, session_id: object) -> bool:
+        if not isinstance(session_id, str):
+            return False
+        end = self._ends.get(session_id)
+        return end is not None and end > self._clock()
+
+    def end(self, session_id: object) -> None:
+        if isinstance(session_id, str):
+            self._ends.pop(session_id, None)
+
+
 _GATE = web.AppKey("svarstid_auth_gate", Gate)
+
+
+def _middleware(gate: Gate) -> Middleware:
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        return await gate.guard(request, handler)
+
+    return guard
 
 
 def _session_csrf(session: aiohttp_session.Session) -> str:
@@ -366,6 +421,23 @@ async def _sent_csrf(request: web.Request) -> str:
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return _text((await request.post()).get(CSRF_FIELD))
     return ""
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """(name, password) from an ``Authorization: Basic …`` header (RFC 7617), else None."""
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except binascii.Error:
+        return None
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        text = decoded.decode("latin-1")
+    name, colon, password = text.partition(":")
+    return (name, password) if colon else None
 
 
 def _same(sent: str, expected: str) -> bool:
