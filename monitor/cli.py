@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     _message_commands(commands)
     _demo_command(commands)
     _report_command(commands)
+    from monitor import user_commands
+
+    user_commands.add_arguments(commands.add_parser("user", help="status page accounts"))
     return parser
 
 
@@ -170,7 +173,7 @@ def _command_name(args: argparse.Namespace) -> str:
 
 
 def _handlers() -> dict[str, Handler]:
-    from monitor import commands
+    from monitor import commands, user_commands
 
     return {
         "run": commands.run,
@@ -183,6 +186,7 @@ def _handlers() -> dict[str, Handler]:
         "assign": commands.assign,
         "demo": commands.demo,
         "report": commands.report,
+        "user": user_commands.run,
     }
 
 

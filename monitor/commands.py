@@ -32,6 +32,7 @@ from monitor.composition import Application, build, database_url, load_world, ut
 from monitor.config import Config, masked_url
 from monitor.domain.model import ProbeRecord, Target
 from monitor.domain.scheduling import Blocked, BlockReason, SendDecision, explain, next_send_time
+from monitor.interfaces.web.access_setup import warn_if_exposed
 from monitor.service.context import World
 from monitor.service.probing import HISTORY_SPAN
 
@@ -173,6 +174,7 @@ def with_app(args: argparse.Namespace, use: Callable[[Application], Awaitable[in
 def run(args: argparse.Namespace) -> int:
     config = load(args)
     _configure_logs(config)
+    warn_if_exposed(config)
     url = database_url(config)
     require_database_folder(url)
     app = build(config)

@@ -27,6 +27,7 @@ from monitor.config import CalendarConfig, Config, ConfigError, MailAuth, read_s
 from monitor.domain.calendar import OfficeCalendar, build_calendar
 from monitor.domain.outcome import OutcomeRules
 from monitor.domain.scheduling import Politeness
+from monitor.interfaces.web.access_setup import http_setup, server_tls
 from monitor.service.context import Clock, MailboxIdentity, World
 from monitor.service.daemon import Daemon, with_leadership
 from monitor.service.dashboard import Dashboard
@@ -231,6 +232,8 @@ def _daemon(
             readiness=readiness,
             routes=_status_pages(store, world, registry, clock),
             generation=lambda: metrics.generation,
+            ssl_context=server_tls(config),
+            setup=http_setup(config),
         ),
         clock=clock,
         tick_seconds=config.schedule.tick_seconds,

@@ -831,9 +831,69 @@ class LeaderConfig(BaseModel):
     session_timeout_seconds: Annotated[int, PlainValidator(whole_number(3, 600))] = 15
 
 
+class MetricsAuth(StrEnum):
+    NONE = "none"  # Prometheus scrapes on loopback
+    BASIC = "basic"  # HTTP basic auth with an account of http.users_file
+
+
+def check_path(value: Any, info: ValidationInfo) -> Path:
+    """A file path, relative to the config's folder; the file need not exist yet."""
+    if not isinstance(value, str | Path) or not str(value).strip():
+        raise fail("must be a file path", value)
+    path = Path(str(value).strip()).expanduser()
+    base = (info.context or {}).get("base_dir")
+    return Path(base) / path if not path.is_absolute() and base is not None else path
+
+
+class TlsConfig(BaseModel):
+    model_config = _STRICT
+    cert_file: OptionalFile = None
+    key_file: OptionalFile = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            given, missing = (
+                ("cert_file", "key_file") if self.key_file is None else ("key_file", "cert_file")
+            )
+            raise fail(f"is required when {given} is set", at=(missing,))
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
 class HttpConfig(BaseModel):
     model_config = _STRICT
     listen: Annotated[str, PlainValidator(check_listen)] = "127.0.0.1:9180"
+    # None: no accounts, no login (loopback use, as before accounts existed).
+    users_file: Annotated[Path | None, PlainValidator(_optional(check_path))] = None
+    metrics_auth: Annotated[MetricsAuth, PlainValidator(one_of(MetricsAuth))] = MetricsAuth.NONE
+    public_overview: Annotated[bool, PlainValidator(check_bool)] = False
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+
+    @model_validator(mode="after")
+    def _accounts_needed(self) -> HttpConfig:
+        if self.users_file is not None:
+            return self
+        if self.metrics_auth is not MetricsAuth.NONE:
+            problem = "needs http.users_file: basic auth checks its accounts"
+            raise fail(problem, self.metrics_auth.value, at=("metrics_auth",))
+        if self.public_overview:
+            raise fail("is only used with http.users_file", True, at=("public_overview",))
+        return self
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether only this host can reach ``listen`` (a name other than localhost: no)."""
+        host = self.host
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def host(self) -> str:

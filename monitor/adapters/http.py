@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -43,13 +45,21 @@ def parse_listen(listen: str) -> ListenAddress:
     return ListenAddress(host=host or None, port=int(port_text))
 
 
-def _url_for(sockname: object) -> str:
+def server_ssl_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """HTTPS with the certificate chain in ``cert_file`` (PEM) and its key in ``key_file``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def _url_for(sockname: object, scheme: str = "http") -> str:
     if not isinstance(sockname, tuple) or len(sockname) < 2:
         raise RuntimeError(f"HTTP server bound to an unexpected address {sockname!r}")
     host, port = str(sockname[0]), int(sockname[1])
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 class Exposition:
@@ -91,6 +101,8 @@ class HttpServer:
         routes: Sequence[web.RouteDef] = (),
         readiness_timeout: float = 5.0,
         generation: Callable[[], int] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        setup: Sequence[Callable[[web.Application], None]] = (),
     ) -> None:
         self._address = parse_listen(listen)
         self._registry = registry
@@ -102,6 +114,9 @@ class HttpServer:
         self._app.router.add_get("/-/healthy", self._healthy)
         self._app.router.add_get("/-/ready", self._ready)
         self._app.router.add_routes(routes)
+        for install in setup:  # e.g. logins: middlewares and routes of their own
+            install(self._app)
+        self._ssl_context = ssl_context
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> str:
@@ -112,13 +127,15 @@ class HttpServer:
         runner = web.AppRunner(self._app, access_log=None)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self._address.host, self._address.port)
+            site = web.TCPSite(
+                runner, self._address.host, self._address.port, ssl_context=self._ssl_context
+            )
             await site.start()
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        return _url_for(runner.addresses[0])
+        return _url_for(runner.addresses[0], "https" if self._ssl_context else "http")
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None

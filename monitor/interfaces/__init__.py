@@ -1,0 +1,1 @@
+"""The ways people and programs reach svarstid (the web pages and their API)."""

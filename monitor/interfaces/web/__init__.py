@@ -1,0 +1,1 @@
+"""The status page, its API and who may use them."""
