@@ -26,23 +26,29 @@ from functools import lru_cache
 
 import snowballstemmer
 
-from monitor.domain.lix import sentences
 from monitor.domain.model import AnswerKind
 
 _HOLDING = re.compile(
-    r"\b(?:skickat|skickats|skickar|lämnat|lämnats|överlämnat|överlämnats|förmedlat|förmedlats"
-    r"|sänt|sänts|gått|gick)\b[^.!?]{0,60}\bvidare\b"
+    r"\b(?:skickat|skickats|skickad|skickar|lämnat|lämnats|lämnad|överlämnat|överlämnats"
+    r"|förmedlat|förmedlats|sänt|sänts|gått|gick)\b[^.!?]{0,60}\bvidare\b"
     r"|\bvidarebefordra\w*"
+    r"|\b(?:din|er|frågan|mejlet|ärendet)\b[^.!?]{0,40}\b(?:har|är) (?:nu )?(?:skickats|skickad"
+    r"|lämnats|lämnad|överlämnats|överlämnad|gått|förmedlats|förmedlad) (?:till|över)\b"
     r"|\bhar (?:tagit emot|mottagit|fått in|registrerat|diariefört)\b"
     r"|\b(?:tagits emot|registrerats|diarieförts|är registrerad|är mottagen)\b"
-    r"|\båterkomm\w*|\båterkoppla\w*|\bhör av (?:sig|mig|oss)\b"
-    r"|\b(?:kontaktar|ringer|mejlar|svarar|kontakta) (?:dig|er) (?:så snart|inom|senast|när)\b"
+    # "vi återkommer" is the municipality's promise; "återkom gärna" is the asker's.
+    r"|(?<!du )(?<!ni )\båterkommer\b|\båterkomma (?:till dig|till er|med)\b"
+    r"|\båterkoppla\w*|\bhör av (?:sig|mig|oss)\b"
+    r"|\b(?:kontaktar|ringer|mejlar|svarar) (?:dig|er) (?:så snart|inom|senast|när)\b"
     r"|\b(?:de|hon|han|vi|någon|handläggaren|handläggarna) (?:kontaktar|ringer|mejlar) (?:dig|er)\b"
+    r"|\bkommer (?:att )?(?:kontakta|ringa|mejla|svara) (?:dig|er)\b|\bbli kontaktad\b"
+    r"|\bbett\b[^.!?]{0,60}\b(?:svara|kontakta|höra av|återkomma|ringa)\b"
     r"|\b(?:du|ni) (?:får|kommer att få|ska få) (?:ett )?(?:svar|besked)\b"
     r"|\b(?:svar|besked) (?:inom|senast|så snart|under|i början|nästa)\b"
     r"|\b(?:stämma av|stämmer av|undersöka|undersöker|utreda|utreder|se över|ser över|sett över"
     r"|kolla upp|kollar upp|ta reda på|tar reda på|titta närmare|tittar närmare)\b"
     r"|\b(?:jag|vi) (?:behöver|måste|ska) (?:först )?(?:kontrollera|titta|se|kolla)\b"
+    r"|\b(?:vi|jag) (?:tittar|kollar|ser) på (?:det|detta|din fråga|ärendet)\b"
     r"|\bär (?:ledig|på semester|sjuk|tjänstledig|borta)\b",
     re.IGNORECASE,
 )
@@ -56,7 +62,7 @@ _REFERRAL = re.compile(
     r"|\b(?:mer|all|övrig) information\b|\bläs(?:a)? mer\b|\bkan (?:du|ni) läsa\b"
     r"|\bfelanmä\w*|\bmejla\b|\be-?posta\b"
     r"|\bskicka (?:ett |en )?(?:e-?post|mejl|mail|e-?brev|meddelande|fråga) till\b"
-    r"|\bpå telefon\b|\btelefonnummer\b|\btelefontid\b",
+    r"|\bpå telefon\b|\btelefonnummer\b|\btelefontid\b|\b(?:fråga|frågor) för\b",
     re.IGNORECASE,
 )
 _COURTESY = re.compile(
@@ -65,6 +71,12 @@ _COURTESY = re.compile(
     r"|\b(?:ärendenummer|ärendenr|diarienummer|dnr|referensnummer)\b",
     re.IGNORECASE,
 )
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_PARAGRAPH = re.compile(r"\n[ \t]*\n")
+# A sentence that is little more than a link ("Gör en felanmälan här: https://…") points
+# the asker elsewhere.
+_LINK_SENTENCE_WORDS = 6
 _YES_NO = re.compile(r"^\W*(?:ja|nej|jo|javisst|absolut|visst|tyvärr)\b", re.IGNORECASE)
 _WORD = re.compile(r"[^\W\d_]+")
 _MIN_STEM = 3
@@ -125,10 +137,26 @@ def _meets(stems: Iterable[str], question: frozenset[str]) -> bool:
     return False
 
 
+def sentences(body: str) -> list[str]:
+    """The body's sentences: paragraphs split after ".", "!" or "?" (a colon keeps a link
+    with the words that introduce it)."""
+    found: list[str] = []
+    for paragraph in _PARAGRAPH.split(body.replace("\r\n", "\n")):
+        joined = " ".join(paragraph.split())
+        found.extend(piece for piece in _SENTENCE_END.split(joined) if _WORD.search(piece))
+    return found
+
+
+def _is_link_sentence(sentence: str) -> bool:
+    if not _URL.search(sentence):
+        return False
+    return len(_WORD.findall(_URL.sub(" ", sentence))) <= _LINK_SENTENCE_WORDS
+
+
 def sentence_role(sentence: str, question: frozenset[str]) -> SentenceRole:
     if _HOLDING.search(sentence):
         return SentenceRole.HOLDING
-    if _REFERRAL.search(sentence):
+    if _REFERRAL.search(sentence) or _is_link_sentence(sentence):
         return SentenceRole.REFERRAL
     if _COURTESY.search(sentence):
         return SentenceRole.COURTESY

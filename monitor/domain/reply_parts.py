@@ -24,7 +24,7 @@ from enum import StrEnum
 _SALUTATION = re.compile(
     r"^\s*(?:hej(?:san| hej)?|hallå|hejhej|tjena|god\s+(?:dag|morgon|middag|eftermiddag|kväll)"
     r"|goddag|godmorgon|(?:stort\s+|varmt\s+)?tack(?:\s+så\s+mycket)?\s+för\b[^.!?\n]*"
-    r"|(?:bästa|kära)(?=\s+\w)|hi|hello|dear)\b",
+    r"|(?:bästa|kära)(?=\s+(?-i:[A-ZÅÄÖÉ]))|hi|hello|dear)\b",
     re.IGNORECASE,
 )
 # The salutation phrase of a first line that goes on with content: up to its first mark.
@@ -44,7 +44,7 @@ _NOTICE = re.compile(
     r"personuppgift|dataskydd|gdpr|sekretess|konfidentiell|confidential|disclaimer"
     r"|följ oss|facebook|instagram|linkedin|twitter|youtube|tiktok"
     r"|(?:detta|det här) (?:e-?post)?meddelande|går inte att svara på|svara inte på"
-    r"|mina sidor|skriv ut|tänk på miljön|\|",
+    r"|mina sidor|skriv ut|tänk på miljön",
     re.IGNORECASE,
 )
 _END_MARK = re.compile(r"[.!?:]\s*$")
@@ -52,7 +52,8 @@ _SIGNATURE_LINE_WORDS = 7
 _FOOTER_LINE_WORDS = 12
 _WORD = re.compile(r"[^\W\d_]+")
 PHONE = re.compile(
-    r"(?<![\w+\-–])(?:\+46[\s\-–]*(?:\(0\)[\s\-–]*)?|0)[1-9](?:[\s\-–]?\d){6,8}(?!\d)"
+    r"(?<![\w+\-–])(?:\+46[\s\-–]*(?:\(0\)[\s\-–]*)?|0)[1-9](?:(?:\s?[\-–]\s?|\s)?\d){6,8}"
+    r"(?!\d)"
 )
 EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
 URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
@@ -166,8 +167,13 @@ def _could_sign(line: str) -> bool:
     return len(stripped.split()) <= _SIGNATURE_LINE_WORDS and not _END_MARK.search(stripped)
 
 
-def _is_notice(line: str) -> bool:
-    return bool(_NOTICE.search(line))
+def _is_notice(text: str) -> bool:
+    """Privacy, social-media or system wording, or an "a | b | c" line that names no one."""
+    if _NOTICE.search(text):
+        return True
+    return "|" in text and SignaturePart.NAME not in {
+        judge_part(part) for part in signature_parts(text)
+    }
 
 
 def _paragraph_starts(lines: Sequence[str]) -> list[int]:
