@@ -135,6 +135,7 @@ def _build(msg: Message, raw: bytes, defects: list[str]) -> ParsedMessage:
         headers=headers,
         text=body.best_text(),
         html=body.html,
+        text_from_html=body.text_is_html(),
         delivery_statuses=tuple(body.statuses),
         original_envelope_id=body.envelope_id,
         returned_message_id=body.returned_message_id or _returned_msgid_in_text(returned_text),
@@ -340,6 +341,10 @@ class _BodyCollector:
         if self.html is not None:
             return html_to_text(self.html)[:MAX_TEXT_CHARS]
         return self.plain or self.broken_multipart_text or ""
+
+    def text_is_html(self) -> bool:
+        """The best text is the HTML body's: no text/plain part, or an empty one."""
+        return self.html is not None and (self.plain is None or not self.plain.strip())
 
     def _defects_of(self, part: Message) -> None:
         for defect in getattr(part, "defects", ()):
@@ -607,32 +612,51 @@ _BLOCK_TAGS = frozenset(
 _SKIPPED_TAGS = frozenset({"style", "script", "head", "title"})
 
 
+_WEB_HREF = re.compile(r"^\s*(https?://|www\.)\S+\s*$", re.IGNORECASE)
+
+
 class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, with_links: bool = False) -> None:
         super().__init__(convert_charrefs=True)
         self.chunks: list[str] = []
         self.skip_depth = 0
+        self.with_links = with_links
+        self.href: str | None = None
+        self.anchor_start = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIPPED_TAGS:
             self.skip_depth += 1
         elif tag in _BLOCK_TAGS:
             self.chunks.append("\n")
+        elif tag == "a" and self.with_links:
+            href = dict(attrs).get("href") or ""
+            self.href = href.strip() if _WEB_HREF.match(href) else None
+            self.anchor_start = len(self.chunks)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIPPED_TAGS:
             self.skip_depth = max(0, self.skip_depth - 1)
         elif tag in _BLOCK_TAGS and tag != "br":
             self.chunks.append("\n")
+        elif tag == "a" and self.href is not None:
+            # Outlook's plain-text twin writes a link as "text<href>"; do the same unless
+            # the anchor text already is the address.
+            if self.href not in "".join(self.chunks[self.anchor_start :]):
+                self.chunks.append(f"<{self.href}>")
+            self.href = None
 
     def handle_data(self, data: str) -> None:
         if not self.skip_depth:
             self.chunks.append(re.sub(r"[ \t\r\n\f]+", " ", data))
 
 
-def html_to_text(html: str) -> str:
-    """Readable text of an HTML body: no style/script, line breaks at block elements."""
-    extractor = _TextExtractor()
+def html_to_text(html: str, *, with_links: bool = False) -> str:
+    """Readable text of an HTML body: no style/script, line breaks at block elements.
+
+    With ``with_links`` every web link keeps its address after its text, as "text<href>".
+    """
+    extractor = _TextExtractor(with_links)
     try:
         extractor.feed(html[: MAX_TEXT_CHARS * 2])
         extractor.close()

@@ -25,6 +25,14 @@ class MessageKind(StrEnum):
     BULK = "bulk"
 
 
+class AnswerKind(StrEnum):
+    """What a person's reply does with the question (the answer-quality rubric)."""
+
+    ANSWERED = "answered"  # gives the asked-for information itself
+    REFERRED = "referred"  # no answer, only sends the asker elsewhere
+    HOLDING = "holding"  # no answer, only forwarded, registered or "we will be in touch"
+
+
 class MatchMethod(StrEnum):
     """How a message was tied to its probe, most reliable first."""
 
@@ -152,6 +160,7 @@ class ParsedMessage:
     headers: tuple[tuple[str, str], ...]  # every top-level header, name lower-cased, in order
     text: str  # the best plain-text body: text/plain, else text from text/html
     html: str | None  # the first text/html body, if any
+    text_from_html: bool = False  # ``text`` is the conversion of ``html`` (no plain part)
     delivery_statuses: tuple[DeliveryStatus, ...] = ()
     original_envelope_id: str | None = None
     returned_message_id: str | None = None  # Message-ID of a returned copy (DSN/NDR)
@@ -218,6 +227,7 @@ class ObservedMessage:
     has_new_text: bool
     permanent: bool | None = None
     ticket_number: str | None = None
+    answer: AnswerKind | None = None  # the rubric's verdict on a human reply, when assessed
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ _SEPARATOR = re.compile(
     r"forwarded message|message d'origine)\s*-{2,}|_{10,}|-{10,}|={10,})\s*$",
     re.IGNORECASE,
 )
+_RULE = re.compile(r"^\s*(?:_{10,}|-{10,}|={10,})\s*$")
 # Attribution lines: Gmail "Den tors 22 maj 2025 kl 10:10 skrev Namn <adr>:", Apple Mail
 # "26 maj 2025 kl. 09:35 skrev Namn <adr>:", Thunderbird "Den 2025-02-10 kl. 13:05, skrev
 # Namn:", English "On … wrote:". Gmail wraps long ones over two lines.
@@ -102,6 +103,49 @@ def extract_new_text(msg: ParsedMessage | str) -> str:
     """
     text = msg if isinstance(msg, str) else msg.text
     return _join(_new_lines(_lines(text), _ProbeText(None)))
+
+
+def reply_text(msg: ParsedMessage | str, probe_body: str | None = None) -> str:
+    """What the sender put above the quoted history, signature and footers included.
+
+    The answer-quality rubric judges the signature and tells footers from the answer, so
+    only the quote, attribution lines, device lines ("Skickat från min iPhone") and lines
+    copied from the probe are dropped. A bare rule line that is not followed by a quoted
+    message (a case system's footer under the officer's text) does not end the reply.
+    """
+    text = msg if isinstance(msg, str) else msg.text
+    probe = _ProbeText(probe_body)
+    lines = _latest_helpdesk_comment(_lines(text))
+    end = _reply_end(lines)
+    kept = [
+        line
+        for block in _unquoted_blocks(lines[:end])
+        for line in [*block, ""]
+        if not (_SENT_FROM_DEVICE.match(line) or _HELPDESK_MARKER.match(line) or _CID.match(line))
+        and not probe.contains(line)
+    ]
+    return _join(kept)
+
+
+def _reply_end(lines: Sequence[str]) -> int:
+    start = 0
+    while True:
+        end = start + _quote_start(lines[start:])
+        if end >= len(lines) or not _RULE.match(lines[end]) or _quote_follows(lines, end):
+            return end
+        start = end + 1
+
+
+def _quote_follows(lines: Sequence[str], index: int) -> bool:
+    """A quoted message (header block, attribution or "> " lines) right after a rule line."""
+    following = [i for i in range(index + 1, len(lines)) if lines[i].strip()][:_HEADER_LOOKAHEAD]
+    return any(
+        _FROM.match(lines[i])
+        or _HEADER_FIELD.match(lines[i])
+        or _says_wrote(lines[i])
+        or lines[i].lstrip().startswith(">")
+        for i in following
+    )
 
 
 def has_new_text(msg: ParsedMessage | str, probe_body: str | None = None) -> bool:

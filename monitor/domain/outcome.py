@@ -8,7 +8,11 @@ The rules, in the order they are applied:
 3. The first human answer (a HUMAN message with new text) answers the probe: ANSWERED, with
    its wall time and working time from the send. Working time runs on the target's office
    calendar, so a probe sent outside office hours starts its clock at the next opening.
-   KKiK: within one working day means at most 9 office hours.
+   KKiK: within one working day means at most 9 office hours. A human reply that the
+   answer-quality rubric found ``holding`` (only forwarded, registered, "vi återkommer")
+   is an acknowledgement, not an answer: the clock runs on to the first ``answered`` or
+   ``referred`` reply (a referral is an answer, a poor one) -- unless the rules say
+   ``holding_reply_counts_as_answer``. A reply never assessed counts as an answer.
 4. A bounce before that answer marks the probe bounced (permanent or not, as classified).
    Without a human answer a bounced probe is NOT_MEASURABLE: a permanent bounce means our
    address list is wrong, a temporary one that the question never arrived; neither is the
@@ -19,8 +23,8 @@ The rules, in the order they are applied:
    than half of the office time of that window (send to the final deadline): then it is
    NOT_MEASURABLE, because our outages are never charged to a municipality.
 
-Auto-replies and ticket receipts are acknowledgements: they are measured (first one) but
-never answer the probe.
+Auto-replies, ticket receipts and holding replies are acknowledgements: they are measured
+(first one) but never answer the probe.
 """
 
 from __future__ import annotations
@@ -30,7 +34,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from monitor.domain.calendar import OfficeCalendar
-from monitor.domain.model import MessageKind, ObservedMessage, OutcomeState, ProbeOutcome
+from monitor.domain.model import (
+    AnswerKind,
+    MessageKind,
+    ObservedMessage,
+    OutcomeState,
+    ProbeOutcome,
+)
 from monitor.domain.worktime import (
     WORKING_DAY_SECONDS,
     next_opening,
@@ -48,6 +58,8 @@ Interval = tuple[datetime, datetime]
 @dataclass(frozen=True)
 class OutcomeRules:
     final_after_working_days: int = 10
+    # KKiK reads a holding reply as an acknowledgement; True makes it stop the clock.
+    holding_reply_counts_as_answer: bool = False
 
 
 def compute_outcome(
@@ -75,8 +87,8 @@ def compute_outcome(
         clock_start=next_opening(cal, sent_at),
         message_keys=tuple(message.message_key for message in counted),
     )
-    outcome = _with_acknowledgement(outcome, counted, sent_at, cal)
-    human = _first_human_answer(counted)
+    outcome = _with_acknowledgement(outcome, counted, sent_at, cal, rules)
+    human = _first_human_answer(counted, rules)
     outcome = _with_bounce(outcome, counted, human)
     if human is not None:
         return _answered(outcome, human, sent_at, cal)
@@ -138,9 +150,11 @@ def _with_acknowledgement(
     counted: Sequence[ObservedMessage],
     sent_at: datetime,
     cal: OfficeCalendar,
+    rules: OutcomeRules,
 ) -> ProbeOutcome:
-    """The first auto-reply or ticket receipt; the ticket number is the first one quoted."""
-    acks = [message for message in counted if message.kind in ACKNOWLEDGEMENTS]
+    """The first acknowledgement (auto-reply, ticket receipt, holding reply); the ticket
+    number is the first one quoted."""
+    acks = [message for message in counted if _acknowledges(message, rules)]
     if not acks:
         return outcome
     first = acks[0]
@@ -153,11 +167,31 @@ def _with_acknowledgement(
     )
 
 
-def _first_human_answer(counted: Sequence[ObservedMessage]) -> ObservedMessage | None:
-    return next(
-        (m for m in counted if m.kind is MessageKind.HUMAN and m.has_new_text),
-        None,
+def _is_holding_reply(message: ObservedMessage, rules: OutcomeRules) -> bool:
+    return (
+        message.kind is MessageKind.HUMAN
+        and message.has_new_text
+        and message.answer is AnswerKind.HOLDING
+        and not rules.holding_reply_counts_as_answer
     )
+
+
+def _acknowledges(message: ObservedMessage, rules: OutcomeRules) -> bool:
+    return message.kind in ACKNOWLEDGEMENTS or _is_holding_reply(message, rules)
+
+
+def _answers(message: ObservedMessage, rules: OutcomeRules) -> bool:
+    return (
+        message.kind is MessageKind.HUMAN
+        and message.has_new_text
+        and not _is_holding_reply(message, rules)
+    )
+
+
+def _first_human_answer(
+    counted: Sequence[ObservedMessage], rules: OutcomeRules
+) -> ObservedMessage | None:
+    return next((m for m in counted if _answers(m, rules)), None)
 
 
 def _with_bounce(

@@ -5,7 +5,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.domain.calendar import swedish_default_calendar
-from monitor.domain.model import MessageKind, ObservedMessage, OutcomeState, ProbeOutcome
+from monitor.domain.model import (
+    AnswerKind,
+    MessageKind,
+    ObservedMessage,
+    OutcomeState,
+    ProbeOutcome,
+)
 from monitor.domain.outcome import OutcomeRules, compute_outcome
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -33,6 +39,7 @@ def msg(
     new_text: bool = True,
     permanent: bool | None = None,
     ticket: str | None = None,
+    answer: AnswerKind | None = None,
 ) -> ObservedMessage:
     return ObservedMessage(
         message_key=key,
@@ -41,6 +48,7 @@ def msg(
         has_new_text=new_text,
         permanent=permanent,
         ticket_number=ticket,
+        answer=answer,
     )
 
 
@@ -374,3 +382,61 @@ def test_a_reply_dated_beyond_the_reply_horizon_is_not_counted_and_costs_nothing
     assert result.message_keys == (("h",) if counted else ())
     if not counted:
         assert result.state is OutcomeState.UNANSWERED_FINAL
+
+
+# --- holding replies (KKiK: an acknowledgement, not an answer) --------------------------
+
+HOLDING, REFERRED, ANSWERED = AnswerKind.HOLDING, AnswerKind.REFERRED, AnswerKind.ANSWERED
+HOLDING_COUNTS = OutcomeRules(holding_reply_counts_as_answer=True)
+
+
+@pytest.mark.parametrize(
+    ("answers", "rules", "answered_by", "acknowledged_by"),
+    [
+        # (answer of the reply at 11:00 Monday, of the one at 11:00 Wednesday)
+        ((HOLDING, ANSWERED), DEFAULT_RULES, "b", "a"),
+        ((HOLDING, REFERRED), DEFAULT_RULES, "b", "a"),
+        ((HOLDING, HOLDING), DEFAULT_RULES, None, "a"),
+        ((REFERRED, ANSWERED), DEFAULT_RULES, "a", None),
+        ((ANSWERED, HOLDING), DEFAULT_RULES, "a", "b"),  # acknowledgements count after too
+        ((None, ANSWERED), DEFAULT_RULES, "a", None),  # never assessed: counts as before
+        ((HOLDING, ANSWERED), HOLDING_COUNTS, "a", None),
+        ((HOLDING, HOLDING), HOLDING_COUNTS, "a", None),
+    ],
+)
+def test_the_clock_stops_at_the_first_answered_or_referred_human_reply(
+    answers: tuple[AnswerKind | None, AnswerKind | None],
+    rules: OutcomeRules,
+    answered_by: str | None,
+    acknowledged_by: str | None,
+) -> None:
+    times = {"a": at(2026, 3, 2, 11), "b": at(2026, 3, 4, 11)}
+    messages = [
+        msg(key, HUMAN, times[key], answer=kind) for key, kind in zip("ab", answers, strict=True)
+    ]
+    result = outcome(messages, rules=rules, now=at(2026, 3, 5, 12))
+    assert result.first_human_at == (times[answered_by] if answered_by else None)
+    assert result.first_ack_at == (times[acknowledged_by] if acknowledged_by else None)
+
+
+def test_holding_reply_from_an_officer_does_not_stop_the_clock() -> None:
+    holding = msg("a", HUMAN, at(2026, 3, 2, 11), answer=HOLDING)
+    answer = msg("b", HUMAN, at(2026, 3, 4, 11), answer=ANSWERED)
+    result = outcome([holding, answer])
+    assert result.state is OutcomeState.ANSWERED
+    assert result.working_seconds == 19 * HOUR  # Mon 10 → Wed 11: 7 + 9 + 3 office hours
+    assert result.within_one_working_day is False
+    assert result.ack_working_seconds == HOUR
+
+
+def test_a_probe_with_only_a_holding_reply_stays_unanswered_and_becomes_final() -> None:
+    holding = msg("a", HUMAN, at(2026, 3, 2, 11), answer=HOLDING)
+    assert outcome([holding], now=at(2026, 3, 3, 12)).state is OutcomeState.UNANSWERED_SO_FAR
+    assert outcome([holding]).state is OutcomeState.UNANSWERED_FINAL
+
+
+def test_a_holding_reply_counts_as_the_answer_when_the_rules_say_so() -> None:
+    holding = msg("a", HUMAN, at(2026, 3, 2, 11), answer=HOLDING)
+    result = outcome([holding], rules=HOLDING_COUNTS)
+    assert result.state is OutcomeState.ANSWERED
+    assert result.within_one_working_day is True
