@@ -10,11 +10,22 @@ the address being wrong, so they are not permanent.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from monitor.domain.model import DeliveryStatus, ParsedMessage
-from monitor.domain.signals_sv import Wording
+from monitor.domain.mta_families import (
+    GAVE_UP,
+    STILL_TRYING,
+    MtaFamily,
+    folded,
+    hinted_families,
+    notice_family,
+    returned_copy_start,
+)
+from monitor.domain.signals_sv import REPLY_PREFIX, Wording
 
 _I = re.IGNORECASE
 
@@ -83,6 +94,17 @@ _FINAL_BODY = Wording(
     r"returned\s+to\s+sender|too\s+long\s+in\s+the\s+queue|retry\s+(?:time(?:out)?\s+)?"
     r"(?:exceeded|expired)|message\s+expired|undeliverable",
 )
+# The subject's own statement: the first words of a notice's subject in many locales.
+_FAILED_SUBJECT = re.compile(
+    r"undeliver(?:able|ed)|returned\s+mail|failure|failed|non[- ]?deliver|not\s+delivered|"
+    r"could\s+not\s+be\s+delivered|kan\s+inte\s+levereras|olevererbar|misslyckades|"
+    r"unzustellbar|nicht\s+zugestellt|non\s+remis|non\s+recapitabile|onbestelbaar|"
+    r"returned\s+to\s+sender|(?:rejected|bounced?)\s+(?:mail|message)",
+    _I,
+)
+_DELAYED_SUBJECT = re.compile(
+    r"delay|warning|still\s+being\s+retried|försenad|fördröjd|verzögert|retard", _I
+)
 # SNS wraps the SES JSON as an escaped string, hence the optional backslashes.
 _SES_TYPE = re.compile(r'\\?"notificationType\\?"\s*:\s*\\?"(\w+)')
 _SES_BOUNCE_TYPE = re.compile(r'\\?"bounceType\\?"\s*:\s*\\?"(\w+)')
@@ -121,9 +143,8 @@ def delivery_report(msg: ParsedMessage) -> DeliveryReport | None:
     ses = _amazon_ses(msg)
     if ses is not None:
         return ses
-    if msg.report_type == "delivery-status" or msg.delivery_statuses:
-        return _structured(msg)
-    return _non_standard(msg)
+    reason = _report_evidence(msg)
+    return None if reason is None else _decide(msg, reason)
 
 
 def is_bounce_sender(msg: ParsedMessage) -> bool:
@@ -134,29 +155,105 @@ def is_bounce_sender(msg: ParsedMessage) -> bool:
     return bool(_BOUNCE_LOCAL.match(local) or _BOUNCE_NAME.search(msg.from_name or ""))
 
 
-def _structured(msg: ParsedMessage) -> DeliveryReport:
-    actions = {s.action for s in msg.delivery_statuses}
-    if "failed" in actions:
-        failed = [s for s in msg.delivery_statuses if s.action == "failed"]
-        return _failed(msg, failed, "dsn-failed")
-    if "delayed" in actions:
-        return DeliveryReport(ReportOutcome.DELAYED, None, ("dsn-delayed",))
-    if actions and actions <= {"delivered", "relayed", "expanded"}:
-        return DeliveryReport(ReportOutcome.DELIVERED, None, ("dsn-delivered",))
-    classes = {(s.status or "")[:1] for s in msg.delivery_statuses}
-    if "5" in classes:
-        return _failed(msg, list(msg.delivery_statuses), "dsn-status-5")
-    if "2" in classes and not classes & {"4", "5"}:
-        return DeliveryReport(ReportOutcome.DELIVERED, None, ("dsn-status-2",))
-    return _by_wording(msg, "dsn-report") or _failed(msg, list(msg.delivery_statuses), "dsn-report")
-
-
-def _non_standard(msg: ParsedMessage) -> DeliveryReport | None:
+def _report_evidence(msg: ParsedMessage) -> str | None:
+    """Why the message is a delivery report (the first reason), or None when it is not."""
+    if msg.report_type == "delivery-status" or msg.delivery_statuses:
+        return "dsn-report"
+    family = mta_family(msg)
+    if family is not None:
+        return f"notice:{family.name.split(' (')[0]}"
     subject_says = bool(_FAILURE_SUBJECT.search(msg.subject))
     if is_bounce_sender(msg) and (subject_says or _FAILURE_BODY.search(_head(msg))):
-        return _by_wording(msg, "bounce-sender")
+        return "bounce-sender"
     if subject_says and _FAILURE_BODY.search(_head(msg)) and not msg.in_reply_to:
-        return _by_wording(msg, "bounce-wording")
+        return "bounce-wording"
+    return None
+
+
+def mta_family(msg: ParsedMessage) -> MtaFamily | None:
+    """The mail-system family whose notice template this message follows, if any.
+
+    A subject that answers or forwards (SV:, Fwd:) is a person writing about a notice,
+    unless the sender is a mail system itself.
+    """
+    if REPLY_PREFIX.match(msg.subject) and not is_bounce_sender(msg):
+        return None
+    names = frozenset(name for name, _ in msg.headers)
+    sender = f"{msg.from_address or ''} {msg.from_name or ''} {msg.return_path or ''}"
+    hinted = hinted_families(sender, msg.subject, names)
+    return notice_family(folded(_head(msg)), hinted)
+
+
+def _decide(msg: ParsedMessage, reason: str) -> DeliveryReport:
+    """Failed, delayed or delivered, each rung asked only when the one above is silent.
+
+    1. the notice's own statement ("I've given up" / "this is a warning only");
+    2. the RFC 3464 Action of the recipients;
+    3. the subject's statement ("Undeliverable" / "Delivery delayed");
+    4. the status class (5.x.x failed, 2.x.x delivered; 4.x.x goes on to the wording);
+    5. weaker wording; a report that says nothing more is a failure.
+    """
+    rungs: tuple[tuple[str, Callable[[], ReportOutcome | None]], ...] = (
+        ("says", lambda: _statement(folded(_head(msg)))),
+        ("action", lambda: _by_action(msg)),
+        ("subject", lambda: _subject_statement(msg.subject)),
+        ("status-class", lambda: _by_status_class(msg)),
+    )
+    for rung, decided in rungs:
+        outcome = decided()
+        if outcome is not None:
+            return _report(msg, outcome, (reason, f"{rung}-{outcome.value}"))
+    return _by_wording(msg, reason)
+
+
+def _report(msg: ParsedMessage, outcome: ReportOutcome, reasons: tuple[str, ...]) -> DeliveryReport:
+    if outcome is ReportOutcome.FAILED:
+        failed = [s for s in msg.delivery_statuses if s.action == "failed"]
+        return _failed(msg, failed or list(msg.delivery_statuses), reasons)
+    return DeliveryReport(outcome, None, reasons)
+
+
+def _statement(text: str) -> ReportOutcome | None:
+    """What the notice says of itself, when it says only one of "given up" and "still trying"."""
+    gave_up = GAVE_UP.search(text) is not None
+    still_trying = STILL_TRYING.search(text) is not None
+    if gave_up == still_trying:
+        return None
+    return ReportOutcome.FAILED if gave_up else ReportOutcome.DELAYED
+
+
+def _subject_statement(subject: str) -> ReportOutcome | None:
+    failed = _FAILED_SUBJECT.search(subject) is not None
+    delayed = _DELAYED_SUBJECT.search(subject) is not None
+    if failed == delayed:
+        return None
+    return ReportOutcome.FAILED if failed else ReportOutcome.DELAYED
+
+
+def _by_action(msg: ParsedMessage) -> ReportOutcome | None:
+    actions = {s.action for s in msg.delivery_statuses}
+    if "failed" in actions:
+        return ReportOutcome.FAILED
+    if "delayed" in actions:
+        return ReportOutcome.DELAYED
+    if actions and actions <= {"delivered", "relayed", "expanded"}:
+        return ReportOutcome.DELIVERED
+    return None
+
+
+def _by_status_class(msg: ParsedMessage) -> ReportOutcome | None:
+    """5.x.x failed; 2.x.x delivered, only from a DSN field, never from a transcript.
+
+    A 4.x.x is no answer: a queue that gave up reports the last temporary error too, so
+    whether it is still trying is left to the wording.
+    """
+    classes = {(s.status or "")[:1] for s in msg.delivery_statuses} - {""}
+    if not classes:
+        classes = {m.group(1) for m in _ENHANCED_CODE.finditer(_head(msg))} - {"2"}
+    if "5" in classes:
+        return ReportOutcome.FAILED
+    if classes == {"2"}:
+        return ReportOutcome.DELIVERED
     return None
 
 
@@ -165,12 +262,14 @@ def _by_wording(msg: ParsedMessage, reason: str) -> DeliveryReport:
     delayed = _DELAY_BODY.search(head) or _DELAY_BODY.search(msg.subject)
     if delayed and not _FINAL_BODY.search(head):
         return DeliveryReport(ReportOutcome.DELAYED, None, (reason, "delay-wording"))
-    return _failed(msg, list(msg.delivery_statuses), reason)
+    return _failed(msg, list(msg.delivery_statuses), (reason, "failed-by-default"))
 
 
-def _failed(msg: ParsedMessage, statuses: list[DeliveryStatus], reason: str) -> DeliveryReport:
+def _failed(
+    msg: ParsedMessage, statuses: list[DeliveryStatus], reasons: tuple[str, ...]
+) -> DeliveryReport:
     permanent, why = failure_permanence(statuses, _head(msg))
-    return DeliveryReport(ReportOutcome.FAILED, permanent, (reason, why))
+    return DeliveryReport(ReportOutcome.FAILED, permanent, (*reasons, why))
 
 
 def failure_permanence(statuses: list[DeliveryStatus], text: str) -> tuple[bool, str]:
@@ -228,13 +327,22 @@ def ses_complaint(msg: ParsedMessage) -> bool:
 
 def _head(msg: ParsedMessage) -> str:
     """The part of a bounce that speaks about the failure, before any returned copy."""
-    head = msg.text[:6000]
-    copy_start = msg.returned_headers_text[:80]
+    return _head_of(msg.text[:6000], msg.returned_headers_text[:80])
+
+
+@lru_cache(maxsize=4)
+def _head_of(head: str, copy_start: str) -> str:
+    cuts = []
     if copy_start.strip():
-        at = head.find(copy_start)
-        if at > 0:
-            return head[:at]
-    return head
+        found = head.find(copy_start)
+        if found > 0:
+            cuts.append(found)
+    lowered = head.lower()
+    if len(lowered) == len(head):  # positions in the lowered text are positions in head
+        marker = returned_copy_start(lowered)
+        if marker:
+            cuts.append(marker)
+    return head[: min(cuts)] if cuts else head
 
 
 def failed_recipients(msg: ParsedMessage) -> tuple[str, ...]:
