@@ -73,6 +73,13 @@ class Target:
 
 TARGETS = (
     Target("bench_throughput", "parse_classify_match_per_s", 1000, False, "messages/s"),
+    Target(
+        "bench_classify",
+        "quality_throughput_ratio",
+        0.5,
+        False,
+        "share of classify throughput kept with the quality pass",
+    ),
     Target("bench_latency", "pymap_over_server_p50_ms", 50, True, "ms over pymap's IDLE, p50"),
     Target("bench_latency", "pymap_over_server_p99_ms", 50, True, "ms over pymap's IDLE, p99"),
     Target("bench_latency", "dovecot_over_server_p50_ms", 50, True, "ms over Dovecot, p50"),

@@ -49,8 +49,7 @@ _HOLDING = re.compile(
     r"|kolla upp|kollar upp|ta reda på|tar reda på|titta närmare|tittar närmare)\b"
     r"|\b(?:jag|vi) (?:behöver|måste|ska) (?:först )?(?:kontrollera|titta|se|kolla)\b"
     r"|\b(?:vi|jag) (?:tittar|kollar|ser) på (?:det|detta|din fråga|ärendet)\b"
-    r"|\bär (?:ledig|på semester|sjuk|tjänstledig|borta)\b",
-    re.IGNORECASE,
+    r"|\bär (?:ledig|på semester|sjuk|tjänstledig|borta)\b"
 )
 _REFERRAL = re.compile(
     r"\bkontakta\b|\bkontaktar du\b|\bkontakt med\b|\bkontaktuppgifter\b"
@@ -62,14 +61,12 @@ _REFERRAL = re.compile(
     r"|\b(?:mer|all|övrig) information\b|\bläs(?:a)? mer\b|\bkan (?:du|ni) läsa\b"
     r"|\bfelanmä\w*|\bmejla\b|\be-?posta\b"
     r"|\bskicka (?:ett |en )?(?:e-?post|mejl|mail|e-?brev|meddelande|fråga) till\b"
-    r"|\bpå telefon\b|\btelefonnummer\b|\btelefontid\b|\b(?:fråga|frågor) för\b",
-    re.IGNORECASE,
+    r"|\bpå telefon\b|\btelefonnummer\b|\btelefontid\b|\b(?:fråga|frågor) för\b"
 )
 _COURTESY = re.compile(
     r"^(?:tack|bra fråga|välkommen|välkomna|hoppas|ha en|trevlig|lycka till|hej|god |ursäkta"
     r"|förlåt|vi ber om ursäkt|allt gott)"
-    r"|\b(?:ärendenummer|ärendenr|diarienummer|dnr|referensnummer)\b",
-    re.IGNORECASE,
+    r"|\b(?:ärendenummer|ärendenr|diarienummer|dnr|referensnummer)\b"
 )
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -77,7 +74,7 @@ _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 # A sentence that is little more than a link ("Gör en felanmälan här: https://…") points
 # the asker elsewhere.
 _LINK_SENTENCE_WORDS = 6
-_YES_NO = re.compile(r"^\W*(?:ja|nej|jo|javisst|absolut|visst|tyvärr)\b", re.IGNORECASE)
+_YES_NO = re.compile(r"^\W*(?:ja|nej|jo|javisst|absolut|visst|tyvärr)\b")
 _WORD = re.compile(r"[^\W\d_]+")
 _MIN_STEM = 3
 _MIN_COMPOUND_PART = 5
@@ -123,6 +120,12 @@ def content_stems(text: str) -> frozenset[str]:
     return frozenset(stem for stem in stems if len(stem) >= _MIN_STEM)
 
 
+@lru_cache(maxsize=256)
+def _question_stems(question: str) -> frozenset[str]:
+    # A probe's question is assessed once for each of its replies.
+    return content_stems(question)
+
+
 def _meets(stems: Iterable[str], question: frozenset[str]) -> bool:
     """A stem is the question's, or one holds the other as a compound part ("gata" in
     "villagator" -- parts of at least five letters, so short stems match only whole)."""
@@ -154,6 +157,8 @@ def _is_link_sentence(sentence: str) -> bool:
 
 
 def sentence_role(sentence: str, question: frozenset[str]) -> SentenceRole:
+    """The role of one sentence (see the module docstring)."""
+    sentence = sentence.casefold()  # the cue patterns are written in lower case
     if _HOLDING.search(sentence):
         return SentenceRole.HOLDING
     if _REFERRAL.search(sentence) or _is_link_sentence(sentence):
@@ -169,7 +174,7 @@ def sentence_role(sentence: str, question: frozenset[str]) -> SentenceRole:
 
 def answer_kind(body: str, question: str) -> tuple[AnswerKind, str]:
     """The kind of answer the body gives, and the reason code that decided it."""
-    asked = content_stems(question)
+    asked = _question_stems(question)
     roles = {sentence_role(sentence, asked) for sentence in sentences(body)}
     if SentenceRole.YES_NO in roles:
         return AnswerKind.ANSWERED, "yes-no-answer"

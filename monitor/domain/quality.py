@@ -27,6 +27,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from monitor.domain.answer_kind import answer_kind
 from monitor.domain.lix import LixBand, band, lix
@@ -142,14 +143,14 @@ def assess_answer(
     if kind is not MessageKind.HUMAN or not has_new_text:
         return None
     parts = split_reply(reply_text(_text_of(message), question or None))
-    question_body = split_reply(question).body_text if question else ""
-    answer, answer_reason = answer_kind(parts.body_text, question_body)
+    answer, answer_reason = answer_kind(parts.body_text, _question_body(question))
     value = lix(parts.body_text)
+    signature = _signature_kinds(parts, _mailbox_hints(message))
     items = _Items(
         greeting=_greeting(parts),
         personal=_personal(parts, first_name),
-        named_sender=_named_sender(parts, _mailbox_hints(message)),
-        sender_unit=_sender_unit(parts, _mailbox_hints(message)),
+        named_sender=_named_sender(parts, signature),
+        sender_unit=_sender_unit(signature),
         contact_details=_contact_details(parts),
         more_info=_more_info(parts),
     )
@@ -209,6 +210,12 @@ def score(answer: AnswerKind, flags: Sequence[bool], lix_band: LixBand) -> int:
     contact details, more info, in that order) and the readability weight of the band."""
     met = sum(weight for weight, flag in zip(_ITEM_WEIGHTS, flags, strict=True) if flag)
     return _ANSWER_WEIGHTS[answer] + met + WEIGHT_READABILITY[lix_band]
+
+
+@lru_cache(maxsize=256)
+def _question_body(question: str) -> str:
+    """The probe's question without its salutation and signature (the persona's name)."""
+    return split_reply(question).body_text if question else ""
 
 
 def _text_of(message: ParsedMessage | str) -> str:
@@ -281,8 +288,7 @@ def _signature_kinds(parts: ReplyParts, hints: Sequence[str]) -> list[SignatureP
 _NAME_LIKE = frozenset({SignaturePart.NAME, SignaturePart.FIRST_NAME, SignaturePart.PHRASE})
 
 
-def _named_sender(parts: ReplyParts, hints: Sequence[str]) -> _Item:
-    kinds = _signature_kinds(parts, hints)
+def _named_sender(parts: ReplyParts, kinds: Sequence[SignaturePart]) -> _Item:
     if SignaturePart.NAME in kinds:
         return _Item(True, "sign-off-name")
     if SignaturePart.FIRST_NAME in kinds:
@@ -294,8 +300,7 @@ def _named_sender(parts: ReplyParts, hints: Sequence[str]) -> _Item:
     return _Item(False, "no-name-in-signature")
 
 
-def _sender_unit(parts: ReplyParts, hints: Sequence[str]) -> _Item:
-    kinds = _signature_kinds(parts, hints)
+def _sender_unit(kinds: Sequence[SignaturePart]) -> _Item:
     if SignaturePart.UNIT in kinds or SignaturePart.PHRASE in kinds:
         return _Item(True, "signature-unit")
     if SignaturePart.MUNICIPALITY in kinds:

@@ -44,8 +44,7 @@ _NOTICE = re.compile(
     r"personuppgift|dataskydd|gdpr|sekretess|konfidentiell|confidential|disclaimer"
     r"|följ oss|facebook|instagram|linkedin|twitter|youtube|tiktok"
     r"|(?:detta|det här) (?:e-?post)?meddelande|går inte att svara på|svara inte på"
-    r"|mina sidor|skriv ut|tänk på miljön",
-    re.IGNORECASE,
+    r"|mina sidor|skriv ut|tänk på miljön"
 )
 _END_MARK = re.compile(r"[.!?:]\s*$")
 _SIGNATURE_LINE_WORDS = 7
@@ -169,7 +168,7 @@ def _could_sign(line: str) -> bool:
 
 def _is_notice(text: str) -> bool:
     """Privacy, social-media or system wording, or an "a | b | c" line that names no one."""
-    if _NOTICE.search(text):
+    if _NOTICE.search(text.casefold()):  # the pattern is written in lower case
         return True
     return "|" in text and SignaturePart.NAME not in {
         judge_part(part) for part in signature_parts(text)

@@ -30,17 +30,9 @@ BOOLEAN_ITEMS = (
 )
 FIELDS = ("answer", *BOOLEAN_ITEMS, "lix")
 LIX_TOLERANCE = 5.0
-# Per-field floors on all 40 messages (share of human replies right; LIX within ±5).
-FLOORS = {
-    "answer": 0.90,
-    "greeting": 0.95,
-    "personal": 0.95,
-    "named_sender": 0.90,
-    "sender_unit": 0.90,
-    "contact_details": 0.95,
-    "more_info": 0.95,
-    "lix": 0.95,
-}
+# Per-field floor on all 32 human replies (share right; LIX within ±5): every field is
+# right on every reply today, and one miss in 32 (96.9 %) still passes.
+FLOOR = 0.96
 
 
 @dataclass(frozen=True)
@@ -131,4 +123,4 @@ def test_every_message_other_than_a_human_reply_has_no_quality() -> None:
 
 @pytest.mark.parametrize("field", FIELDS)
 def test_each_rubric_field_is_right_on_the_development_corpus(field: str) -> None:
-    assert _accuracy(_scored(), field) >= FLOORS[field]
+    assert _accuracy(_scored(), field) >= FLOOR
