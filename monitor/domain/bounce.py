@@ -178,10 +178,15 @@ def mta_family(msg: ParsedMessage) -> MtaFamily | None:
     """
     if REPLY_PREFIX.match(msg.subject) and not is_bounce_sender(msg):
         return None
-    names = frozenset(name for name, _ in msg.headers)
-    sender = f"{msg.from_address or ''} {msg.from_name or ''} {msg.return_path or ''}"
-    hinted = hinted_families(sender, msg.subject, names)
-    return notice_family(folded(_head(msg)), hinted)
+
+    def hints() -> frozenset[MtaFamily]:
+        names = frozenset(name for name, _ in msg.headers)
+        sender = f"{msg.from_address or ''} {msg.from_name or ''} {msg.return_path or ''}"
+        return hinted_families(sender, msg.subject, names)
+
+    # The whole opening, not only the head: finding the returned copy costs more than
+    # the search, and a probe's returned copy never carries a notice's template sentence.
+    return notice_family(folded(msg.text[:6000]), hints)
 
 
 def _decide(msg: ParsedMessage, reason: str) -> DeliveryReport:
