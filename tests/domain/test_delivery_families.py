@@ -8,6 +8,8 @@ part, which is what makes them hard.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from monitor.domain.bounce import mta_family
@@ -504,3 +506,11 @@ def test_without_statement_or_action_the_subject_then_the_status_class_decide(
 ) -> None:
     headers = f"From: MAILER-DAEMON@mx.example.org\nReturn-Path: <>\nSubject: {subject}"
     assert classify(parse_message(_mail(headers, body))).kind == kind
+
+
+def test_the_documented_family_table_names_every_family_with_its_example() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "classification.md").read_text(
+        encoding="utf-8"
+    )
+    missing = [f.name for f in FAMILIES if f.name not in docs or f.example not in docs]
+    assert missing == []
