@@ -189,9 +189,7 @@ def mta_family(msg: ParsedMessage) -> MtaFamily | None:
         sender = f"{msg.from_address or ''} {msg.from_name or ''} {msg.return_path or ''}"
         return hinted_families(sender, msg.subject, names)
 
-    # The whole opening, not only the head: finding the returned copy costs more than
-    # the search, and a probe's returned copy never carries a notice's template sentence.
-    return notice_family(folded(msg.text[:6000]), hints)
+    return notice_family(folded(_head(msg)), hints)  # folded once, reused by the ladder
 
 
 def _decide(msg: ParsedMessage, reason: str) -> DeliveryReport:
