@@ -25,7 +25,7 @@ from monitor.domain.mta_families import (
     notice_family,
     returned_copy_start,
 )
-from monitor.domain.signals_sv import REPLY_PREFIX, Wording
+from monitor.domain.signals_sv import Wording
 
 _I = re.IGNORECASE
 
@@ -43,6 +43,8 @@ class DeliveryReport:
     reasons: tuple[str, ...]
 
 
+# Reply prefixes (RFC 5322 3.6.5 "Re:" and its locales), without the forward prefixes.
+_ANSWER_PREFIX = re.compile(r"^\s*(?:re|sv|aw|vs|antw|ynt|odp|res|r)\s*:", _I)
 _BOUNCE_LOCAL = re.compile(
     r"^(?:mailer-daemon|mailerdaemon|mail-daemon|postmaster|post_master|mdaemon|"
     r"microsoftexchange[0-9a-f]*|bounces?|mail\.?delivery|mailadmin|maildelivery|"
@@ -121,7 +123,9 @@ _MAILBOX_FULL = Wording(
 _EXPIRED = Wording(
     r"retry\s+time(?:out)?\s+(?:exceeded|expired)|failing\s+for\s+a\s+long\s+time|"
     r"too\s+long\s+in\s+the\s+queue|message\s+expired|delivery\s+time\s+expired|"
-    r"could\s+not\s+be\s+delivered\s+within|queue\s+lifetime|gave\s+up\s+on",
+    r"could\s+not\s+be\s+delivered\s+(?:within|for\s+\d)|queue\s+lifetime|gave\s+up\s+on|"
+    r"in\s+the\s+queue\s+too\s+long|deleted\s+from\s+(?:the\s+)?queue|not\s+going\s+to\s+try\s+again|"
+    r"undeliverable\s+for\s+\d",
 )
 _TEMPORARY = Wording(
     r"temporar(?:y|ily)|try\s+again\s+later|timed?\s+out|connection\s+(?:refused|reset)|"
@@ -165,23 +169,27 @@ def _report_evidence(msg: ParsedMessage) -> str | None:
     subject_says = bool(_FAILURE_SUBJECT.search(msg.subject))
     if is_bounce_sender(msg) and (subject_says or _FAILURE_BODY.search(_head(msg))):
         return "bounce-sender"
-    if subject_says and _FAILURE_BODY.search(_head(msg)) and not msg.in_reply_to:
-        return "bounce-wording"
+    if subject_says and not msg.in_reply_to and not _ANSWER_PREFIX.match(msg.subject):
+        return "bounce-wording" if _FAILURE_BODY.search(_head(msg)) else None
     return None
 
 
 def mta_family(msg: ParsedMessage) -> MtaFamily | None:
     """The mail-system family whose notice template this message follows, if any.
 
-    A subject that answers or forwards (SV:, Fwd:) is a person writing about a notice,
-    unless the sender is a mail system itself.
+    A subject that answers (SV:, Re:) is a person writing about a notice, unless the
+    sender is a mail system itself. A forward (VB:, Fwd:) is still the notice: its text is
+    the template, and the copy of the probe comes with it.
     """
-    if REPLY_PREFIX.match(msg.subject) and not is_bounce_sender(msg):
+    if _ANSWER_PREFIX.match(msg.subject) and not is_bounce_sender(msg):
         return None
-    names = frozenset(name for name, _ in msg.headers)
-    sender = f"{msg.from_address or ''} {msg.from_name or ''} {msg.return_path or ''}"
-    hinted = hinted_families(sender, msg.subject, names)
-    return notice_family(folded(_head(msg)), hinted)
+
+    def hints() -> frozenset[MtaFamily]:
+        names = frozenset(name for name, _ in msg.headers)
+        sender = f"{msg.from_address or ''} {msg.from_name or ''} {msg.return_path or ''}"
+        return hinted_families(sender, msg.subject, names)
+
+    return notice_family(folded(_head(msg)), hints)  # folded once, reused by the ladder
 
 
 def _decide(msg: ParsedMessage, reason: str) -> DeliveryReport:

@@ -5,9 +5,16 @@ Rules run in a fixed order and the first that decides wins:
 2. complaints (ARF feedback reports, SES complaints, one-click unsubscribe requests);
 3. read receipts (MDNs and Outlook "Läst:" receipts);
 4. mailing-list mail that is not an RFC 3834 reply (a survey may say auto-generated);
-5. automatic messages: ticket receipts when a case was registered, else auto replies;
-6. remaining bulk (Precedence bulk/list/junk, spam verdicts) when it is not a reply;
-7. everything else is written by a person.
+5. a reply that reads as a person's (two of: a salutation naming the asker, a sign-off
+   with a person's name, content about the question), even from a noreply case system
+   or with Auto-Submitted, unless it states an absence or a registered case;
+6. automatic messages: ticket receipts when a case was registered, else auto replies;
+7. remaining bulk (Precedence bulk/list/junk, spam verdicts) when it is not a reply;
+8. everything else is written by a person.
+
+What a message is follows from what it says and its own headers, never from the thread:
+"SV: Automatiskt svar: …" is someone answering an auto reply, and Thread-Topic names the
+thread's first message.
 
 A success DSN (Action: delivered/relayed) has no kind of its own: it is classified DELAY
 with reason "dsn-delivered", because like a delay it is a delivery report about the probe
@@ -26,8 +33,10 @@ from functools import lru_cache
 from monitor.domain import signals_sv as sig
 from monitor.domain.bounce import ReportOutcome, delivery_report, is_bounce_sender, ses_complaint
 from monitor.domain.model import Classification, MessageKind, ParsedMessage
+from monitor.domain.person_reply import person_signs
 
 SHORT_NEW_TEXT = 700  # characters: templates are short, answers usually are not
+PERSON_MIN_TEXT = 120  # characters of new text before it can read as a person's reply
 
 # Leading and inner blanks are [ \t], never \s: a \s* that may cross line ends makes the
 # search quadratic on a run of empty lines (the fuzz target found 60 s for 10 kB of CRLFs).
@@ -35,7 +44,9 @@ _QUOTE_START = re.compile(
     r"^[ \t]*(?:(?:från|from|von|de|van)[ \t]*:[ \t]*\S.*|-{2,}[ \t]*(?:ursprungligt\s+"
     r"meddelande|original(?:\s+message|meddelande)|vidarebefordrat\s+meddelande|forwarded\s+"
     r"message).*|_{10,}|-{20,}|>.*|.{0,120}\b(?:skrev|wrote|schrieb)[ \t]*:[ \t\r]*|"
-    r"den[ \t].{0,80}\bskrev\b.*)$",
+    r"den[ \t].{0,80}\bskrev\b.*|"
+    r".{0,80}\bkl\.?[ \t]+\d{1,2}[:.]\d{2},?[ \t]+skrev[ \t].{0,200}:[ \t\r]*|"
+    r"(?:skickat|sent)[ \t]+(?:från|from)[ \t]+(?:min|my)[ \t]+\w+.{0,40})$",
     re.IGNORECASE | re.MULTILINE,
 )
 _NOREPLY = re.compile(r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|noreply[-_.]\w+|no-?svar)", re.I)
@@ -94,6 +105,26 @@ def _list_mail(msg: ParsedMessage) -> Classification | None:
     return Classification(MessageKind.BULK, reasons=("list-headers",))
 
 
+def _person_reply(msg: ParsedMessage) -> Classification | None:
+    text = new_text(msg.text)
+    if len(text.strip()) < PERSON_MIN_TEXT:
+        return None
+    question = f"{_topic(msg.subject)}\n{msg.text[len(text) :][:4000]}"
+    signs = person_signs(text, question)
+    if not signs.reads_as_person or _spam_verdict(msg):
+        return None
+    if sig.ABSENCE.search(text) or sig.RECEIPT.search(text):
+        return None
+    return Classification(
+        MessageKind.HUMAN, ticket_number=ticket_number(msg), reasons=("person", *signs.names)
+    )
+
+
+def _topic(subject: str) -> str:
+    """The subject without reply prefixes and automatic markers: what the question is about."""
+    return sig.AUTO_SUBJECT.sub("", sig.REPLY_PREFIX.sub("", subject))
+
+
 def _automatic(msg: ParsedMessage) -> Classification | None:
     signals = auto_signals(msg)
     receipt = _receipt_signals(msg)
@@ -120,7 +151,15 @@ def _bulk(msg: ParsedMessage) -> Classification | None:
     return None
 
 
-_RULES: tuple[Rule, ...] = (_delivery, _complaint, _read_receipt, _list_mail, _automatic, _bulk)
+_RULES: tuple[Rule, ...] = (
+    _delivery,
+    _complaint,
+    _read_receipt,
+    _list_mail,
+    _person_reply,
+    _automatic,
+    _bulk,
+)
 
 
 # --- signals ---------------------------------------------------------------------------
@@ -129,7 +168,7 @@ _RULES: tuple[Rule, ...] = (_delivery, _complaint, _read_receipt, _list_mail, _a
 def auto_signals(msg: ParsedMessage) -> list[str]:
     """Short names of the signs that nobody typed this message."""
     signals = _header_signals(msg)
-    if sig.AUTO_SUBJECT.search(msg.subject) or sig.AUTO_SUBJECT.search(msg.thread_topic or ""):
+    if sig.AUTO_SUBJECT.search(msg.subject) and not sig.REPLY_PREFIX.match(msg.subject):
         signals.append("auto-subject")
     if signals:
         return signals

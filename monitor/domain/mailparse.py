@@ -56,12 +56,14 @@ _RETURNED_PART_TYPES = frozenset(
     {"message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers"}
 )
 _STATUS_PART_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
-# Marker lines MTAs put before the copy they return. "-----Original Message-----" of
+# Marker lines MTAs put before the copy they return ("The original message was received
+# at …" is how Sendmail's notice starts, not a copy). "-----Original Message-----" of
 # Outlook quoting is deliberately absent: it is only considered on bounce-like senders.
 _RETURNED_MARKER = re.compile(
     r"^[ \t]*-*[ \t]*(?:this is a copy of the message|below this line is a copy|"
     r"enclosed is a copy|original message|returned message|the header of the original|"
-    r"original mail|the original message|undelivered message|message headers follow|"
+    r"original mail|the original message(?!\s+was\s+received)|undelivered message|"
+    r"message headers follow|"
     r"content-type:[ \t]*(?:message/rfc822|text/rfc822-headers))"
     r"[^\n]{0,60}$",
     re.IGNORECASE | re.MULTILINE,

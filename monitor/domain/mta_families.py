@@ -17,6 +17,7 @@ either list.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -446,7 +447,27 @@ GENERIC_STILL_TRYING: tuple[str, ...] = (
 
 
 def _alternation(phrases: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(re.escape(p) for p in sorted(set(phrases), key=len, reverse=True)))
+    """One pattern for many literal phrases, as a trie so each position is tried once.
+
+    A flat alternation of some fifty phrases made the outcome ladder three times slower
+    than the rest of classify; the trie form is as fast as a single literal. A longer
+    phrase wins over its own prefix, like the flat alternation sorted by length.
+    """
+    trie: dict[str, dict[str, object]] = {}
+    for phrase in set(phrases):
+        node = trie
+        for char in phrase:
+            node = node.setdefault(char, {})  # type: ignore[assignment]
+        node[""] = {}
+    return re.compile(_trie_regex(trie))
+
+
+def _trie_regex(node: dict[str, dict[str, object]]) -> str:
+    branches = [re.escape(c) + _trie_regex(child) for c, child in node.items() if c]  # type: ignore[arg-type]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if "" in node else body
 
 
 def _all(field: str) -> tuple[str, ...]:
@@ -463,41 +484,54 @@ _HINTED_BY: dict[str, tuple[MtaFamily, ...]] = {}
 for _family in FAMILIES:
     for _phrase in _family.hinted_starts:
         _HINTED_BY[_phrase] = (*_HINTED_BY.get(_phrase, ()), _family)
-_SPACE = re.compile(r"\s+")
+
+
+def _index(field: str) -> dict[str, tuple[MtaFamily, ...]]:
+    index: dict[str, tuple[MtaFamily, ...]] = {}
+    for family in FAMILIES:
+        for value in getattr(family, field):
+            index[value] = (*index.get(value, ()), family)
+    return index
+
+
+_BY_SENDER = _index("senders")
+_BY_SUBJECT = _index("subjects")
+_BY_HEADER = _index("headers")
+_SENDERS = _alternation(tuple(_BY_SENDER))
+_SUBJECTS = _alternation(tuple(_BY_SUBJECT))
 
 
 @lru_cache(maxsize=8)
 def folded(text: str) -> str:
     """Lower case with every run of white space as one space: how phrases are matched."""
-    return _SPACE.sub(" ", text.lower())
+    return " ".join(text.lower().split())
 
 
 def hinted_families(
     from_text: str, subject: str, header_names: frozenset[str]
-) -> tuple[MtaFamily, ...]:
+) -> frozenset[MtaFamily]:
     """Families whose own sender, subject or header the message carries."""
-    sender = from_text.lower()
-    subj = subject.lower()
-    return tuple(
-        f
-        for f in FAMILIES
-        if any(s in sender for s in f.senders)
-        or any(s in subj for s in f.subjects)
-        or any(h in header_names for h in f.headers)
-    )
+    found = {f for m in _SENDERS.finditer(from_text.lower()) for f in _BY_SENDER[m.group(0)]}
+    found |= {f for m in _SUBJECTS.finditer(subject.lower()) for f in _BY_SUBJECT[m.group(0)]}
+    found |= {f for h in header_names & _BY_HEADER.keys() for f in _BY_HEADER[h]}
+    return frozenset(found)
 
 
-def notice_family(text: str, hinted: tuple[MtaFamily, ...]) -> MtaFamily | None:
+def notice_family(text: str, hints: Callable[[], frozenset[MtaFamily]]) -> MtaFamily | None:
     """The family whose notice this text opens with, or None when no template sentence is in it.
 
     A template sentence of ``starts`` decides alone; one of ``hinted_starts`` only for a
-    family in ``hinted``.
+    family among ``hints()``, which is asked only then (it reads headers and subject).
     """
     found = STARTS.search(text)
     if found:
         return _STARTED_BY[found.group(0)]
-    for match in HINTED_STARTS.finditer(text):
-        for family in _HINTED_BY[match.group(0)]:
+    matches = [m.group(0) for m in HINTED_STARTS.finditer(text)]
+    if not matches:
+        return None
+    hinted = hints()
+    for phrase in matches:
+        for family in _HINTED_BY[phrase]:
             if family in hinted:
                 return family
     return None

@@ -186,3 +186,80 @@ def test_group_member_bounce_does_not_blame_the_group_address(
     named: tuple[str, ...], blamed: bool
 ) -> None:
     assert blames_address(_report_naming(named), "kontakt@lund.example.invalid") is blamed
+
+
+_CASE_SYSTEM_ANSWER = (
+    "Hej Jonas!\n\nTack för din fråga. En altan lägre än 1,8 meter kräver normalt inte "
+    "bygglov om den ligger minst 4,5 meter från tomtgränsen. Ligger den närmare behöver "
+    "du grannens medgivande.\n\nMed vänlig hälsning\nSara Lind\nBygglovshandläggare\n\n"
+    "Det här meddelandet har skickats från vårt ärendesystem och går inte att svara på.\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "kind"),
+    [
+        # an officer's written answer through a case system's noreply address
+        (
+            "From: Kommunen <noreply@kommun.example.se>\nAuto-Submitted: auto-generated\n"
+            "Subject: Nytt meddelande i ditt ärende BN 2026-000412",
+            _CASE_SYSTEM_ANSWER,
+            K.HUMAN,
+        ),
+        # a unit's personal holding reply about the question itself
+        (
+            "From: Kulturskolan <kulturskolan@kommun.example.se>\nSubject: SV: Fiollektioner",
+            "Hej Nadia,\n\ntack för ditt mejl. Vi har tagit emot din fråga om fiollektioner "
+            "för din dotter och återkommer när vi vet hur många platser som finns.\n\n"
+            "Vänliga hälsningar\nKulturskolan\n",
+            K.HUMAN,
+        ),
+        # the same holding wording without a word about the question stays automatic
+        (
+            "From: Kommunen <info@kommun.example.se>\nSubject: SV: Fiollektioner",
+            "Hej Maja!\n\nTack för ditt mejl. Vi har tagit emot din fråga och den kommer att "
+            "besvaras av en handläggare så snart som möjligt, senast inom fem arbetsdagar.\n\n"
+            "Vänliga hälsningar\nKommunen\nMedborgarservice\n",
+            K.AUTO_REPLY,
+        ),
+        # a personal greeting on a registered-case receipt keeps it a receipt
+        (
+            "From: Kommunen <noreply@kommun.example.se>\nAuto-Submitted: auto-generated\n"
+            "Subject: Vi har tagit emot ditt ärende KC-2026-04471",
+            "Hej Tomas Brandt!\n\nVi har registrerat ditt ärende om fiollektioner med nummer "
+            "KC-2026-04471. Vi besvarar normalt e-post inom tre arbetsdagar.\n\n"
+            "Vänliga hälsningar\nKontaktcenter\n",
+            K.TICKET_RECEIPT,
+        ),
+        # an officer's own out-of-office, signed with the officer's name, stays automatic
+        (
+            "From: Sara Lind <sara.lind@kommun.example.se>\nSubject: Fiollektioner",
+            "Hej Jonas!\n\nJag är ledig till och med den 3 augusti och läser inte min e-post. "
+            "Frågor om fiollektioner besvaras av kollegorna via kulturskolan@kommun.se.\n\n"
+            "Hälsningar\nSara Lind\n",
+            K.AUTO_REPLY,
+        ),
+        # a person answering in the thread of their own auto reply
+        (
+            "From: Sara Lind <sara.lind@kommun.example.se>\n"
+            "Subject: SV: Automatiskt svar: Fiollektioner\n"
+            "Thread-Topic: Automatiskt svar: Fiollektioner\nIn-Reply-To: <auto.1@kommun>",
+            "Nu är jag tillbaka: ja, det finns platser kvar på tisdagar. /Sara",
+            K.HUMAN,
+        ),
+        # a short iPhone answer to a receipt whose text came along without quote marks
+        (
+            "From: Lotta <lotta@kommun.example.se>\nSubject: SV: Ärende 2026-0213 registrerat",
+            "Ja, det går bra att komma på tisdag.\n/Lotta\n\nSkickat från min iPhone\n\n"
+            "26 maj 2026 kl. 09:35 skrev Kommunen <noreply@kommun.example.se>:\n\n"
+            "Ditt ärende har registrerats med nummer 2026-0213. Det här är ett automatiskt "
+            "svar. Vi besvarar din fråga inom fem arbetsdagar.\n",
+            K.HUMAN,
+        ),
+    ],
+)
+def test_a_reply_is_judged_by_what_it_says_not_by_sender_or_thread(
+    headers: str, body: str, kind: MessageKind
+) -> None:
+    result = classify(parse_message(_mail(headers, body)))
+    assert result.kind == kind, result.reasons
