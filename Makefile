@@ -35,7 +35,8 @@ test-integration: $(STAMP) integration-setup
 	$(BIN)/pytest -q -m integration
 
 # Every test: lint, types, the fast tier (real sockets to in-process servers) and the
-# integration tier (PostgreSQL, Postfix, Dovecot, promtool, Chromium on loopback).
+# integration tier (PostgreSQL, Postfix, Dovecot, promtool, Chromium on loopback, and the
+# container image built and run by podman).
 test: lint typecheck integration-setup
 	$(BIN)/pytest -q
 

@@ -4,6 +4,8 @@ What can be checked here is: the instructions of the Containerfile, that what it
 in the build context, that its HEALTHCHECK command works against a real HTTP server, that
 every file compose mounts exists, that secrets reach svarstid only as files, and that the
 configuration compose mounts passes `svarstid check-config` laid out as in the container.
+The integration tier builds and runs the image (tests/integration/test_container_image.py)
+and has docker-compose check the compose file (tests/integration/test_compose_config.py).
 """
 
 from __future__ import annotations
@@ -59,8 +61,10 @@ def exec_form(text: str) -> list[str]:
     return value
 
 
-def test_image_is_python_3_11_slim() -> None:
-    assert instructions()[0] == ("FROM", "python:3.11-slim")
+def test_image_is_python_3_11_slim_unless_another_base_is_given() -> None:
+    assert instructions()[0] == ("ARG", "BASE=python:3.11-slim")
+    bases = [args.split()[0] for args in arguments("FROM")]
+    assert bases and set(bases) == {"${BASE}"}
 
 
 def test_image_runs_as_a_non_root_user() -> None:
@@ -70,8 +74,20 @@ def test_image_runs_as_a_non_root_user() -> None:
     assert order.index("USER") < order.index("ENTRYPOINT")
 
 
-def test_image_installs_the_project_with_pip() -> None:
-    assert any(re.search(r"\bpip install\b.*/src\b", run) for run in arguments("RUN"))
+def test_image_installs_the_wheel_it_builds_from_the_project_with_pip() -> None:
+    runs = arguments("RUN")
+    assert any(
+        re.search(r"\bpip wheel\b.*--wheel-dir /tmp/wheels /src\b", run)
+        and re.search(r"\bpip install\b.*/tmp/wheels/svarstid-\*\.whl", run)
+        for run in runs
+    )
+
+
+def test_final_stage_takes_only_the_virtual_environment_from_the_build_stage() -> None:
+    stages = " ".join(args for instruction, args in instructions() if instruction == "FROM")
+    assert "AS build" in stages
+    copies = [args for args in arguments("COPY") if args.startswith("--from=")]
+    assert copies == ["--from=build /opt/svarstid /opt/svarstid"]
 
 
 def test_image_exposes_the_metrics_port_and_keeps_state_in_a_volume() -> None:
@@ -152,6 +168,8 @@ def dockerignore_patterns() -> list[str]:
 def test_everything_the_image_copies_is_in_the_build_context() -> None:
     patterns = dockerignore_patterns()
     for copy in arguments("COPY"):
+        if copy.startswith("--from="):
+            continue  # from an earlier stage, not from the context
         *sources, _destination = copy.split()
         for source in sources:
             assert (REPO / source).exists(), source
