@@ -334,7 +334,7 @@ class _Connection:
     def take_mailbox_changed(self) -> bool:
         """Whether an EXISTS or RECENT arrived since the last call."""
         protocol = self.client.protocol
-        changed = bool(getattr(protocol, "mailbox_changed", False))
+        changed = bool(protocol.mailbox_changed)
         protocol.mailbox_changed = False
         return changed
 
@@ -383,7 +383,7 @@ class _Connection:
     def _changed_before_idle(self) -> bool:
         # An EXISTS between the last empty SEARCH and the server's IDLE continuation reached
         # no command: end this IDLE at once, the caller searches again.
-        return bool(getattr(self.client.protocol, "mailbox_changed", False))
+        return bool(self.client.protocol.mailbox_changed)
 
     async def _wait_push(self, stop: asyncio.Event, renew: float) -> list[bytes]:
         push = asyncio.ensure_future(self.client.wait_server_push(timeout=renew))
